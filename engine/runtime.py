@@ -1,0 +1,641 @@
+"""The process runtime: load diagrams, start records, complete tasks, fire timers.
+
+Every door (REST API, web pages, CLI, worker, scenario tests) calls these methods; none
+re-implements a rule. Each public method is one unit of work: the task row, the record's
+data and engine state, the signature and the audit entries commit together or not at all.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from forms import FormError, FormRegistry
+from models import (
+    ApiToken, ProcessDefinition, ProcessVersion, Record, RecordCounter, RecordLink, RecordStatus, Role,
+    Signature, Task, TaskStatus, TimerJob, User, UserRole, VersionStatus, audit_event, utcnow,
+)
+from signatures import credentials
+from signatures import service as signing
+
+from . import state as engine_state
+from .db import Database
+from .exceptions import (
+    AccountLocked, CellqmsError, Conflict, Forbidden, NotAuthenticated, NotFound, ProcessRejected,
+    UnsafeExpression, ValidationFailed, WrongPassword,
+)
+from .expressions import Clock, evaluate, make_script_engine, parse_datetime
+from .parser import ParsedDiagram, is_user_task, parse_diagram, properties
+from .permissions import CREATOR, can_see_record, why_not
+from .settings import Settings
+
+log = logging.getLogger("cellqms.engine")
+
+_ENGINE_ERRORS = (SpiffWorkflowException, UnsafeExpression)
+
+
+@dataclass
+class LoadResult:
+    key: str
+    version: int
+    sha256: str
+    created: bool
+
+
+@dataclass
+class SpecInfo:
+    """A parsed diagram version, kept in memory: spec, lanes (roles) and start event properties."""
+
+    spec: object
+    subprocess_specs: dict
+    roles: set
+    start_properties: dict
+    start_lane: str | None
+
+
+class Runtime:
+    """One per process: holds the database, the form registry, parsed specs and live workflows."""
+
+    def __init__(self, settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None):
+        self.settings = settings or Settings()
+        self.db = db or Database(self.settings.database_url)
+        self.forms = FormRegistry(self.settings.forms_dir)
+        self.clock = clock or Clock()
+        self.script_engine = make_script_engine(self.clock)
+        self.cache = engine_state.WorkflowCache()
+        self._specs: dict[int, SpecInfo] = {}
+        self._specs_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ identity
+    def authenticate(self, username: str, password: str, purpose: str = "login") -> User:
+        """Check credentials; failures are counted and audited even though the caller gets an error."""
+        with self.db.unit_of_work() as session:
+            result = credentials.check_credentials(
+                session, username, password, purpose=purpose,
+                max_failures=self.settings.max_failed_logins, lockout_minutes=self.settings.lockout_minutes)
+        if result.refusal == "locked":
+            raise AccountLocked(_locked_message(result.locked_until, self.settings.lockout_minutes),
+                                details={"locked_until": result.locked_until.isoformat()})
+        if result.refusal == "wrong_password" and purpose == "signature":
+            raise WrongPassword("The password is not correct; nothing was signed or saved.")
+        if result.refusal:
+            raise NotAuthenticated("The username or password is not correct.")
+        return result.user
+
+    def issue_token(self, username: str, password: str) -> tuple[str, dt.datetime]:
+        """Authenticate and create an API bearer token (only its hash is stored)."""
+        import hashlib
+        import secrets
+
+        user = self.authenticate(username, password, purpose="token")
+        token = secrets.token_urlsafe(32)
+        expires = utcnow() + dt.timedelta(hours=self.settings.token_hours)
+        with self.db.unit_of_work(user) as session:
+            session.add(ApiToken(token_sha256=hashlib.sha256(token.encode()).hexdigest(), user_id=user.id,
+                                 expires_at=expires))
+        return token, expires
+
+    def user_for_token(self, token: str) -> User:
+        import hashlib
+
+        with self.db.sessionmaker() as session:
+            row = session.scalar(select(ApiToken).where(
+                ApiToken.token_sha256 == hashlib.sha256(token.encode()).hexdigest()))
+            if row is None or row.revoked or row.expires_at < utcnow() or not row.user.active:
+                raise NotAuthenticated("The API token is missing, expired or not valid.")
+            user = row.user
+            _ = user.roles
+            return user
+
+    def user_by_username(self, username: str) -> User:
+        with self.db.sessionmaker() as session:
+            user = session.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise NotFound(f"No user '{username}'.")
+            _ = user.roles
+            return user
+
+    # ------------------------------------------------------------------ users and roles
+    def add_user(self, actor, username: str, full_name: str, password: str, roles: list[str],
+                 email: str | None = None) -> User:
+        """Create an account (URS-SEC-01); usernames are unique and never reused."""
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,63}", username):
+            raise ValidationFailed([{"path": "username", "message":
+                                     "Use 2-64 lower-case letters, digits, dots, dashes or underscores."}])
+        problem = credentials.password_problem(password)
+        if problem:
+            raise ValidationFailed([{"path": "password", "message": problem}])
+        with self.db.unit_of_work(actor) as session:
+            if session.scalar(select(User.id).where(User.username == username)) is not None:
+                raise Conflict(f"The username '{username}' exists already (user names are never reused).")
+            user = User(username=username, full_name=full_name, email=email,
+                        password_hash=credentials.hash_password(password))
+            session.add(user)
+            session.flush()
+            self._set_roles(session, user, roles)
+            session.flush()
+            _ = user.roles
+        return user
+
+    def set_roles(self, actor, username: str, roles: list[str]) -> User:
+        with self.db.unit_of_work(actor) as session:
+            user = self._user(session, username)
+            self._set_roles(session, user, roles)
+            session.flush()
+            session.refresh(user)
+            _ = user.roles
+        return user
+
+    def _set_roles(self, session: Session, user: User, roles: list[str]) -> None:
+        wanted = set(roles)
+        existing = {ur.role.name: ur for ur in session.scalars(select(UserRole).where(UserRole.user_id == user.id))}
+        for name in wanted - set(existing):
+            role = session.scalar(select(Role).where(Role.name == name))
+            if role is None:
+                role = Role(name=name)
+                session.add(role)
+                session.flush()
+            session.add(UserRole(user_id=user.id, role_id=role.id))
+            audit_event(session, "role_granted", entity="users", entity_id=user.id, new=name,
+                        field="roles")
+        for name in set(existing) - wanted:
+            session.delete(existing[name])
+            audit_event(session, "role_revoked", entity="users", entity_id=user.id, old=name, field="roles")
+        session.expire(user, ["roles"])
+
+    def deactivate_user(self, actor, username: str, reason: str) -> None:
+        with self.db.unit_of_work(actor, reason=reason) as session:
+            self._user(session, username).active = False
+
+    def set_password(self, actor, username: str, password: str, must_change: bool = False) -> None:
+        problem = credentials.password_problem(password)
+        if problem:
+            raise ValidationFailed([{"path": "password", "message": problem}])
+        with self.db.unit_of_work(actor) as session:
+            user = self._user(session, username)
+            user.password_hash = credentials.hash_password(password)
+            user.password_changed_at = utcnow()
+            user.must_change_password = must_change
+            user.failed_logins = 0
+            user.locked_until = None
+
+    @staticmethod
+    def _user(session: Session, username: str) -> User:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise NotFound(f"No user '{username}'.")
+        return user
+
+    # ------------------------------------------------------------------ diagrams
+    def load_processes(self, actor=None, directory: Path | None = None) -> list[LoadResult]:
+        """Load every processes/*.bpmn; a new released version only when the file's hash changed."""
+        directory = Path(directory or self.settings.processes_dir)
+        results = []
+        for path in sorted(directory.glob("*.bpmn")):
+            data = path.read_bytes()
+            results.append(self._load_one(actor, path.stem, data, str(path.name), VersionStatus.RELEASED))
+        return results
+
+    def create_draft_version(self, actor, key: str, data: bytes) -> ProcessVersion:
+        """A process owner submits a new diagram version (API); it is parsed, checked and kept as draft."""
+        result = self._load_one(actor, key, data, f"{key}.bpmn", VersionStatus.DRAFT, always_new=True)
+        with self.db.sessionmaker() as session:
+            return session.scalar(select(ProcessVersion).join(ProcessDefinition).where(
+                ProcessDefinition.key == key, ProcessVersion.version == result.version))
+
+    def _load_one(self, actor, key: str, data: bytes, filename: str, status: VersionStatus,
+                  always_new: bool = False) -> LoadResult:
+        parsed = parse_diagram(data, filename=filename, expected_process_id=key,
+                               max_bytes=self.settings.max_bpmn_bytes)
+        self._check_forms(parsed, filename)
+        with self.db.unit_of_work(actor) as session:
+            definition = session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key))
+            if definition is None:
+                definition = ProcessDefinition(key=key, name=parsed.name, record_prefix=parsed.record_prefix)
+                session.add(definition)
+                session.flush()
+            latest = session.scalar(select(ProcessVersion).where(ProcessVersion.definition_id == definition.id)
+                                    .order_by(ProcessVersion.version.desc()).limit(1))
+            if latest is not None and latest.sha256 == parsed.sha256 and not always_new:
+                return LoadResult(key, latest.version, latest.sha256, False)
+            if status == VersionStatus.RELEASED:
+                for old in session.scalars(select(ProcessVersion).where(
+                        ProcessVersion.definition_id == definition.id,
+                        ProcessVersion.status == VersionStatus.RELEASED)):
+                    old.status = VersionStatus.RETIRED
+            definition.name = parsed.name
+            definition.record_prefix = parsed.record_prefix
+            version = ProcessVersion(
+                definition_id=definition.id, version=(latest.version + 1) if latest else 1, bpmn=data,
+                sha256=parsed.sha256, status=status, source_path=filename,
+                spec_json=json.dumps(engine_state.spec_to_json(parsed.spec, parsed.subprocess_specs)),
+                serializer_version=engine_state.STATE_FORMAT,
+                loaded_by_id=getattr(actor, "id", None),
+            )
+            session.add(version)
+            session.flush()
+            audit_event(session, "diagram_loaded", entity="process_versions", entity_id=version.id,
+                        new={"key": key, "version": version.version, "sha256": parsed.sha256,
+                             "status": status.value, "file": filename})
+            return LoadResult(key, version.version, parsed.sha256, True)
+
+    def _check_forms(self, parsed: ParsedDiagram, filename: str) -> None:
+        tasks = list(parsed.user_tasks) + ([parsed.start_event] if parsed.start_event else [])
+        for ts in tasks:
+            props = properties(ts)
+            for prop in ("formJsonSchemaFilename", "formUiSchemaFilename"):
+                if props.get(prop):
+                    try:
+                        if prop == "formJsonSchemaFilename":
+                            self.forms.schema(props[prop])
+                        else:
+                            self.forms.ui_schema(props[prop])
+                    except FormError as exc:
+                        raise ProcessRejected(f"{filename}: task '{ts.name}': {exc}", code="invalid_form") from exc
+
+    def spec_info(self, version: ProcessVersion) -> SpecInfo:
+        """The parsed spec of a diagram version, built once per process from its stored JSON."""
+        with self._specs_lock:
+            info = self._specs.get(version.id)
+        if info is None:
+            spec, subs = engine_state.spec_from_json(json.loads(version.spec_json))
+            roles = {ts.lane for ts in spec.task_specs.values() if getattr(ts, "lane", None)}
+            for sub in subs.values():
+                roles |= {ts.lane for ts in sub.task_specs.values() if getattr(ts, "lane", None)}
+            start = spec.start.outputs[0] if spec.start.outputs else None
+            info = SpecInfo(spec, subs, roles, properties(start), getattr(start, "lane", None))
+            with self._specs_lock:
+                self._specs[version.id] = info
+        return info
+
+    def released_versions(self, session: Session) -> list[ProcessVersion]:
+        return list(session.scalars(select(ProcessVersion).where(ProcessVersion.status == VersionStatus.RELEASED)
+                                    .join(ProcessDefinition).order_by(ProcessDefinition.key)))
+
+    # ------------------------------------------------------------------ records
+    def start_record(self, user: User, process_key: str, data: dict, title: str | None = None) -> Record:
+        """Start the released version of a process with the start form's data."""
+        data = dict(data or {})
+        with self.db.unit_of_work(user) as session:
+            user = session.get(User, user.id)
+            version = session.scalar(select(ProcessVersion).join(ProcessDefinition).where(
+                ProcessDefinition.key == process_key, ProcessVersion.status == VersionStatus.RELEASED))
+            if version is None:
+                raise NotFound(f"There is no released process '{process_key}'.")
+            info = self.spec_info(version)
+            if info.start_lane and info.start_lane not in user.role_names:
+                raise Forbidden(f"Starting a {version.definition.name} needs the role '{info.start_lane}'.",
+                                code="not_in_role")
+            form = info.start_properties.get("formJsonSchemaFilename")
+            self._validate(form, data)
+            wf = BpmnWorkflow(info.spec, info.subprocess_specs, script_engine=self.script_engine)
+            for task in wf.get_tasks(state=TaskState.READY):
+                task.data.update(data)
+            live = engine_state.LiveWorkflow(wf)
+            record = Record(
+                number=self._next_number(session, version.definition.record_prefix),
+                process_version_id=version.id, title=str(data.get("title") or title or "")[:300],
+                data=dict(data), created_by_id=user.id,
+            )
+            session.add(record)
+            session.flush()
+            self._advance(session, record, live, completed=None)
+            session.flush()
+            self._after_commit(session, record, live)
+            return record
+
+    def _next_number(self, session: Session, prefix: str) -> str:
+        year = self.clock.now().year
+        counter = session.scalar(select(RecordCounter).where(RecordCounter.prefix == prefix,
+                                                             RecordCounter.year == year).with_for_update())
+        if counter is None:
+            counter = RecordCounter(prefix=prefix, year=year, last=0)
+            session.add(counter)
+        counter.last += 1
+        session.flush()
+        return f"{prefix}-{year}-{counter.last:04d}"
+
+    # ------------------------------------------------------------------ tasks
+    def complete_task(self, task_id: str, user: User, data: dict, signature: dict | None = None) -> Record:
+        """Check, sign, complete and move the engine on, in one transaction (URS-PLT-02/03, SIG-01, SEC-03).
+
+        `signature` is {"password": ..., "meaning": ...} where the task requires one. A wrong
+        password is counted and audited in its own transaction; the task stays as it was.
+        """
+        data = dict(data or {})
+        with self.db.sessionmaker() as session:  # read-only pre-checks, so a refusal writes nothing
+            task = self._visible_task(session, user, task_id)
+            self._check_can_complete(session, user, task)
+            self._validate(task.form, data)
+            needs_signature = task.signature_meaning
+        if needs_signature:
+            self._check_signature_request(user, needs_signature, signature)
+        with self.db.unit_of_work(user) as session:
+            user = session.get(User, user.id)
+            task = session.get(Task, task_id, with_for_update=True)
+            record = session.get(Record, task.record_id)
+            self._check_can_complete(session, user, task)  # again, inside the transaction
+            live = self._live(session, record)
+            engine_task = live.workflow.get_task_from_id(_uuid(task.id)) if live else None
+            if engine_task is None or engine_task.state != TaskState.READY:
+                raise Conflict("This task is no longer open; someone else completed it a moment ago.")
+            before = dict(record.data or {})
+            try:
+                engine_task.data.update(data)
+                engine_task.run()
+                self._advance(session, record, live, completed=engine_task)
+            except _ENGINE_ERRORS as exc:
+                raise ProcessRejected(f"The process could not move on: {_engine_message(exc)}",
+                                      code="engine_error") from exc
+            except CellqmsError:
+                raise
+            task.status = TaskStatus.COMPLETED
+            task.completed_by_id = user.id
+            task.completed_at = utcnow()
+            task.submitted_data = data
+            if needs_signature:
+                signed_view = {**before, **data}
+                signing.sign(session, signer=user, meaning=needs_signature, record=record, task=task,
+                             record_data={k: record.data.get(k) for k in signed_view}, submitted=data)
+            audit_event(session, "task_completed", record_id=record.id, entity="tasks", entity_id=task.id,
+                        field=task.bpmn_id, new=data)
+            session.flush()
+            self._after_commit(session, record, live)
+            return record
+
+    def _check_signature_request(self, user: User, meaning: str, signature: dict | None) -> None:
+        if not signature or not signature.get("password"):
+            raise ValidationFailed([{"path": "signature.password", "message":
+                                     f"This task must be signed ({meaning}): enter your password."}])
+        if signature.get("meaning") not in (None, meaning):
+            raise ValidationFailed([{"path": "signature.meaning", "message":
+                                     f"The meaning of this signature is '{meaning}'."}])
+        self.authenticate(user.username, signature["password"], purpose="signature")
+
+    def _check_can_complete(self, session: Session, user: User, task: Task) -> None:
+        user = session.get(User, user.id)
+        refusal = why_not(session, user, task)
+        if refusal is None:
+            return
+        if refusal.code == "conflict":
+            raise Conflict(refusal.message)
+        raise Forbidden(refusal.message, code=refusal.code)
+
+    def _validate(self, form: str | None, data: dict) -> None:
+        bad_keys = [k for k in data if not isinstance(k, str) or k.startswith("_") or not k]
+        if bad_keys:
+            raise ValidationFailed([{"path": str(k), "message": "Field names may not start with '_'."}
+                                    for k in bad_keys])
+        if form:
+            errors = self.forms.errors(form, data)
+            if errors:
+                raise ValidationFailed(errors)
+
+    def _live(self, session: Session, record: Record) -> engine_state.LiveWorkflow:
+        live = self.cache.take(record.id, record.version)
+        if live is None:
+            info = self.spec_info(record.process_version)
+            live = engine_state.load(session, record, info.spec, info.subprocess_specs, self.script_engine)
+        return live
+
+    def _after_commit(self, session: Session, record: Record, live: engine_state.LiveWorkflow) -> None:
+        """Keep the live workflow only if the transaction commits; a rollback leaves no trace in memory."""
+        live.version = record.version
+        record_id = record.id
+        session.info.setdefault("on_commit", []).append(lambda: self.cache.put(record_id, live))
+
+    def _advance(self, session: Session, record: Record, live: engine_state.LiveWorkflow, completed) -> None:
+        """Run the engine to its next wait state, then bring task rows, data, timers and status in line."""
+        wf = live.workflow
+        try:
+            wf.do_engine_steps()
+        except _ENGINE_ERRORS as exc:
+            raise ProcessRejected(f"The process could not move on: {_engine_message(exc)}",
+                                  code="engine_error") from exc
+        data = dict(record.data or {})
+        if completed is not None:
+            data.update(_plain(completed.data))
+        for t in wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
+            data.update(_plain(t.data))
+        if wf.is_completed() and wf.last_task is not None:
+            data.update(_plain(wf.last_task.data))
+        record.data = data
+        self._sync_tasks(session, record, wf)
+        self._sync_timers(session, record, wf)
+        if wf.is_completed() and record.status == RecordStatus.OPEN:
+            record.status = RecordStatus.CLOSED
+            record.closed_at = utcnow()
+        engine_state.save(session, record, live)
+
+    def _sync_tasks(self, session: Session, record: Record, wf: BpmnWorkflow) -> None:
+        ready = {str(t.id): t for t in wf.get_tasks(state=TaskState.READY, manual=True)}
+        open_rows = {t.id: t for t in session.scalars(select(Task).where(
+            Task.record_id == record.id, Task.status == TaskStatus.OPEN))}
+        for task_id, row in open_rows.items():
+            if task_id not in ready:
+                engine_task = wf.get_task_from_id(_uuid(task_id))
+                if engine_task is None or not engine_task.has_state(TaskState.COMPLETED):
+                    row.status = TaskStatus.CANCELLED
+        for task_id, engine_task in ready.items():
+            if task_id not in open_rows and session.get(Task, task_id) is None:
+                session.add(self._task_row(session, record, engine_task))
+
+    def _task_row(self, session: Session, record: Record, engine_task) -> Task:
+        spec = engine_task.task_spec
+        props = properties(spec)
+        segregate = [s.strip() for s in (props.get("segregateFrom") or "").split(",") if s.strip()]
+        start_ids = {ts.name for ts in wf_start_events(engine_task.workflow)}
+        segregate = [CREATOR if s in start_ids else s for s in segregate]
+        assignee = due_at = None
+        data = _plain(engine_task.data)
+        if props.get("assignee"):
+            assignee = str(evaluate(props["assignee"], data, self.clock) or "").strip() or None
+            if assignee:
+                self._check_assignee(session, assignee, spec.lane, props["assignee"])
+        if props.get("dueAt"):
+            value = evaluate(props["dueAt"], data, self.clock)
+            due_at = parse_datetime(value) if value else None
+        return Task(
+            id=str(engine_task.id), record_id=record.id, bpmn_id=spec.name, name=spec.bpmn_name or spec.name,
+            lane=spec.lane, role=spec.lane, assignee=assignee, form=props.get("formJsonSchemaFilename"),
+            ui_form=props.get("formUiSchemaFilename"), signature_meaning=props.get("signatureMeaning") or None,
+            segregate_from=segregate, due_at=due_at,
+            instructions=(spec.extensions or {}).get("instructionsForEndUser") or "",
+        )
+
+    @staticmethod
+    def _check_assignee(session: Session, username: str, role: str | None, expression: str) -> None:
+        user = session.scalar(select(User).where(User.username == username))
+        ok = user is not None and user.active and (role is None or role in user.role_names)
+        if not ok:
+            raise ValidationFailed([{"path": expression, "message":
+                                     f"'{username}' is not an active user holding the role '{role}'."}])
+
+    def _sync_timers(self, session: Session, record: Record, wf: BpmnWorkflow) -> None:
+        wanted = {}
+        for event in wf.waiting_events():
+            if event.event_type == "TimerEventDefinition" and event.value:
+                due = parse_datetime(event.value)
+                wanted[(event.name, due)] = True
+        existing = session.scalars(select(TimerJob).where(TimerJob.record_id == record.id,
+                                                          TimerJob.fired_at.is_(None))).all()
+        for job in existing:
+            key = (job.event_name, job.due_at)
+            if key in wanted:
+                wanted.pop(key)
+            else:
+                job.fired_at = utcnow()
+                job.last_error = "no longer waiting"
+        for name, due in wanted:
+            session.add(TimerJob(record_id=record.id, event_name=name, due_at=due))
+
+    # ------------------------------------------------------------------ timers
+    def fire_due_timers(self, limit: int = 50) -> int:
+        """Fire every timer that is due; safe with several workers (rows claimed with SKIP LOCKED)."""
+        fired = 0
+        while fired < limit:
+            with self.db.unit_of_work(None, reason="timer due") as session:
+                job = session.scalar(
+                    select(TimerJob).where(TimerJob.fired_at.is_(None), TimerJob.due_at <= self.clock.now())
+                    .order_by(TimerJob.due_at).limit(1).with_for_update(skip_locked=True))
+                if job is None:
+                    break
+                record = session.get(Record, job.record_id, with_for_update=True)
+                job.attempts += 1
+                job.fired_at = utcnow()
+                if record.status != RecordStatus.OPEN:
+                    job.last_error = f"record is {record.status.value}"
+                    continue
+                live = self._live(session, record)
+                wf = live.workflow
+                try:
+                    for _ in range(2):  # the first pass may only mark the timer ready (ENGINE_NOTES)
+                        wf.refresh_timers()
+                        wf.do_engine_steps()
+                except _ENGINE_ERRORS as exc:
+                    raise ProcessRejected(f"Timer on {record.number} failed: {_engine_message(exc)}") from exc
+                audit_event(session, "timer_fired", record_id=record.id, entity="timer_jobs", entity_id=job.id,
+                            field=job.event_name, new={"due_at": job.due_at})
+                self._advance(session, record, live, completed=None)
+                session.flush()
+                self._after_commit(session, record, live)
+                fired += 1
+        return fired
+
+    # ------------------------------------------------------------------ reading
+    def _visible_task(self, session: Session, user: User, task_id: str) -> Task:
+        task = session.get(Task, str(task_id))
+        if task is None or not self._may_see(session, user, task.record):
+            raise NotFound(f"There is no task '{task_id}' you may see.")
+        return task
+
+    def _may_see(self, session: Session, user: User, record: Record) -> bool:
+        user = session.get(User, user.id)
+        return can_see_record(user, record, self.spec_info(record.process_version).roles)
+
+    def get_record(self, session: Session, user: User, record_id: str) -> Record:
+        record = session.get(Record, str(record_id))
+        if record is None:
+            record = session.scalar(select(Record).where(Record.number == str(record_id)))
+        if record is None or not self._may_see(session, user, record):
+            raise NotFound(f"There is no record '{record_id}' you may see.")
+        return record
+
+    def get_task(self, session: Session, user: User, task_id: str) -> Task:
+        return self._visible_task(session, user, task_id)
+
+    def open_tasks(self, session: Session, user: User) -> list[Task]:
+        """The open tasks the user's roles allow them to complete (inbox, GET /tasks)."""
+        user = session.get(User, user.id)
+        roles = list(user.role_names)
+        rows = session.scalars(
+            select(Task).where(Task.status == TaskStatus.OPEN, Task.role.in_(roles),
+                               or_(Task.assignee.is_(None), Task.assignee == user.username))
+            .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
+        ).all()
+        return [t for t in rows if why_not(session, user, t) is None]
+
+    def record_tasks(self, session: Session, record: Record) -> list[Task]:
+        return list(session.scalars(select(Task).where(Task.record_id == record.id).order_by(Task.created_at)))
+
+    def signatures(self, session: Session, record: Record) -> list[tuple[Signature, bool]]:
+        """Each signature of the record with whether it still verifies (URS-SIG-03)."""
+        out = []
+        for sig in session.scalars(select(Signature).where(Signature.record_id == record.id)
+                                   .order_by(Signature.signed_at)):
+            task = session.get(Task, sig.task_id) if sig.task_id else None
+            out.append((sig, signing.verify(sig, record, task)))
+        return out
+
+    def links(self, session: Session, record: Record) -> list[RecordLink]:
+        return list(session.scalars(select(RecordLink).where(
+            or_(RecordLink.source_id == record.id, RecordLink.target_id == record.id))))
+
+    def search_records(self, session: Session, user: User, *, process: str | None = None,
+                       status: str | None = None, q: str | None = None, page: int = 1,
+                       per_page: int = 50) -> tuple[list[Record], int]:
+        """Records the user may see, newest first, filtered (URS-REP-02)."""
+        user = session.get(User, user.id)
+        stmt = select(Record).join(ProcessVersion).join(ProcessDefinition)
+        if process:
+            stmt = stmt.where(ProcessDefinition.key == process)
+        if status:
+            stmt = stmt.where(Record.status == status)
+        if q:
+            like = f"%{q.lower()}%"
+            stmt = stmt.where(or_(func.lower(Record.number).like(like), func.lower(Record.title).like(like)))
+        if not (user.role_names & {"QA", "QA Head", "Auditor", "Admin"}):
+            visible = [v.id for v in session.scalars(select(ProcessVersion))
+                       if self.spec_info(v).roles & user.role_names]
+            stmt = stmt.where(or_(Record.process_version_id.in_(visible), Record.created_by_id == user.id))
+        total = session.scalar(select(func.count()).select_from(stmt.subquery()))
+        rows = session.scalars(stmt.order_by(Record.created_at.desc(), Record.number.desc())
+                               .offset((max(page, 1) - 1) * per_page).limit(per_page)).all()
+        return list(rows), total
+
+
+def wf_start_events(wf):
+    from SpiffWorkflow.bpmn.specs.defaults import StartEvent
+
+    return [ts for ts in wf.spec.task_specs.values() if isinstance(ts, StartEvent)]
+
+
+def _uuid(value: str):
+    from uuid import UUID
+
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _plain(data: dict) -> dict:
+    return {k: v for k, v in (data or {}).items() if isinstance(k, str) and not k.startswith("_")
+            and k != "data_objects"}
+
+
+def _engine_message(exc: Exception) -> str:
+    if isinstance(exc, CellqmsError):
+        return exc.message
+    parts = [str(exc)]
+    notes = getattr(exc, "__notes__", None)
+    if notes:
+        parts += notes
+    return " ".join(parts)[:1000]
+
+
+def _locked_message(until: dt.datetime | None, minutes: int) -> str:
+    if until is None:
+        return "The account is locked. Try again later or ask an administrator."
+    remaining = max(1, int((until - utcnow()).total_seconds() // 60) + 1)
+    return f"The account is locked after repeated failed attempts; try again in about {remaining} minute(s)."

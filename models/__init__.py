@@ -1,0 +1,14 @@
+"""SQLAlchemy 2.x models. Imports nothing of ours: every other package builds on these tables."""
+from .audit import AuditEntry, AuditHead, audit_event, canonical_json, set_actor, verify_chain
+from .base import Base, utcnow
+from .processes import ProcessDefinition, ProcessVersion, VersionStatus
+from .records import EngineTask, Record, RecordCounter, RecordLink, RecordStatus, Task, TaskStatus, TimerJob
+from .signatures import Signature
+from .users import ApiToken, Role, User, UserRole
+
+__all__ = [
+    "ApiToken", "AuditEntry", "AuditHead", "Base", "EngineTask", "ProcessDefinition", "ProcessVersion",
+    "Record", "RecordCounter", "RecordLink", "RecordStatus", "Role", "Signature", "Task", "TaskStatus",
+    "TimerJob", "User", "UserRole", "VersionStatus", "audit_event", "canonical_json", "set_actor",
+    "utcnow", "verify_chain",
+]
