@@ -42,6 +42,7 @@ from .settings import Settings
 log = logging.getLogger("cellqms.engine")
 
 _ENGINE_ERRORS = (SpiffWorkflowException, UnsafeExpression)
+_TIMER_EVENT_SUFFIXES = ("TimeDateEventDefinition", "TimerEventDefinition")
 
 
 @dataclass
@@ -342,7 +343,7 @@ class Runtime:
             self._check_signature_request(user, needs_signature, signature)
         with self.db.unit_of_work(user) as session:
             user = session.get(User, user.id)
-            task = session.get(Task, task_id, with_for_update=True)
+            task = session.get(Task, task_id, with_for_update={"of": Task})
             record = session.get(Record, task.record_id)
             self._check_can_complete(session, user, task)  # again, inside the transaction
             live = self._live(session, record)
@@ -484,7 +485,8 @@ class Runtime:
     def _sync_timers(self, session: Session, record: Record, wf: BpmnWorkflow) -> None:
         wanted = {}
         for event in wf.waiting_events():
-            if event.event_type == "TimerEventDefinition" and event.value:
+            # SpiffWorkflow 3.2 reports the concrete class (TimeDate/DurationTimer/CycleTimerEventDefinition).
+            if event.event_type.endswith(_TIMER_EVENT_SUFFIXES) and isinstance(event.value, str) and event.value:
                 due = parse_datetime(event.value)
                 wanted[(event.name, due)] = True
         existing = session.scalars(select(TimerJob).where(TimerJob.record_id == record.id,
@@ -510,7 +512,7 @@ class Runtime:
                     .order_by(TimerJob.due_at).limit(1).with_for_update(skip_locked=True))
                 if job is None:
                     break
-                record = session.get(Record, job.record_id, with_for_update=True)
+                record = session.get(Record, job.record_id, with_for_update={"of": Record})
                 job.attempts += 1
                 job.fired_at = utcnow()
                 if record.status != RecordStatus.OPEN:

@@ -40,13 +40,13 @@ class ProcessVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     definition_id: Mapped[int] = mapped_column(ForeignKey("process_definitions.id"))
     version: Mapped[int] = mapped_column(Integer)
-    bpmn: Mapped[bytes] = mapped_column(LargeBinary)
+    bpmn: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[VersionStatus] = mapped_column(enum_column(VersionStatus), default=VersionStatus.DRAFT)
     source_path: Mapped[str | None] = mapped_column(String(500), default=None)
     # The engine spec as JSON (SpiffWorkflow serializer format); parsed once, shared by all records.
-    spec_json: Mapped[str] = mapped_column(Text)
-    serializer_version: Mapped[str] = mapped_column(String(16))
+    spec_json: Mapped[str] = mapped_column(Text, deferred=True)
+    serializer_version: Mapped[str] = mapped_column(String(40))
     loaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     loaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

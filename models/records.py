@@ -37,8 +37,8 @@ class Record(Base):
     title: Mapped[str] = mapped_column(String(300), default="")
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     # Engine state without the spec and without the task tree (tasks live in engine_tasks).
-    engine_state: Mapped[dict] = mapped_column(JSON, default=dict)
-    serializer_version: Mapped[str] = mapped_column(String(16), default="")
+    engine_state: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
+    serializer_version: Mapped[str] = mapped_column(String(40), default="")
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
