@@ -14,16 +14,31 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
 
 from forms import FormError, FormRegistry
 from models import (
-    ApiToken, ProcessDefinition, ProcessVersion, Record, RecordCounter, RecordLink, RecordStatus, Role,
-    Signature, Task, TaskStatus, TimerJob, User, UserRole, VersionStatus, audit_event, utcnow,
+    ApiToken,
+    ProcessDefinition,
+    ProcessVersion,
+    Record,
+    RecordCounter,
+    RecordLink,
+    RecordStatus,
+    Role,
+    Signature,
+    Task,
+    TaskStatus,
+    TimerJob,
+    User,
+    UserRole,
+    VersionStatus,
+    audit_event,
+    utcnow,
 )
 from signatures import credentials
 from signatures import service as signing
@@ -31,11 +46,19 @@ from signatures import service as signing
 from . import state as engine_state
 from .db import Database
 from .exceptions import (
-    AccountLocked, CellqmsError, Conflict, Forbidden, NotAuthenticated, NotFound, ProcessRejected,
-    UnsafeExpression, ValidationFailed, WrongPassword,
+    AccountLocked,
+    CellqmsError,
+    Conflict,
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    ProcessRejected,
+    UnsafeExpression,
+    ValidationFailed,
+    WrongPassword,
 )
 from .expressions import Clock, evaluate, make_script_engine, parse_datetime
-from .parser import ParsedDiagram, is_user_task, parse_diagram, properties
+from .parser import ParsedDiagram, parse_diagram, properties
 from .permissions import CREATOR, can_see_record, why_not
 from .settings import Settings
 

@@ -15,7 +15,8 @@ def _default_db_url() -> str:
 @dataclass
 class Settings:
     database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL") or _default_db_url())
-    processes_dir: Path = field(default_factory=lambda: Path(os.environ.get("CELLQMS_PROCESSES_DIR", REPO_ROOT / "processes")))
+    processes_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("CELLQMS_PROCESSES_DIR", REPO_ROOT / "processes")))
     forms_dir: Path = field(default_factory=lambda: Path(os.environ.get("CELLQMS_FORMS_DIR", REPO_ROOT / "forms")))
     # Log-in and signing: lock the account after this many consecutive failures, for this long.
     max_failed_logins: int = 5

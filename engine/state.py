@@ -18,13 +18,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SERIALIZER_VERSION
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
 
 from models import EngineTask, Record
 
@@ -84,7 +84,7 @@ def load(session: Session, record: Record, spec, subprocess_specs, script_engine
     ).all()
     wf = BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine, deserializing=True)
     positions = {}
-    for task_id, position, state in rows:
+    for _task_id, position, state in rows:
         task = REGISTRY.restore(state, workflow=wf)
         positions[task.id] = position
     wf.task_tree = wf.tasks[UUID(header["root"])]

@@ -31,7 +31,8 @@ _order = itertools.count()
 class AuditEntry(Base):
     __tablename__ = "audit_entries"
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     user_id: Mapped[int | None] = mapped_column(Integer, default=None)
     username: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -53,7 +53,7 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(dt.timezone.utc)
 
 
-class StrEnum(str, enum.Enum):
+class StrEnum(enum.StrEnum):
     """Enum whose values are stored as plain strings (readable in the database and the audit trail)."""
 
     def __str__(self) -> str:
