@@ -51,7 +51,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     reqs = _requirements()
     on_postgres = os.environ.get("CELLQMS_TEST_DATABASE", "sqlite").startswith("postgresql")
     database = "postgresql" if on_postgres else "sqlite"
-    lines = [f"# Trace matrix ({database})", "", "| requirement | tests | passed | failed/skipped |", "|---|---|---|---|"]
+    lines = [f"# Trace matrix ({database})", "",
+             "| requirement | tests | passed | failed/skipped |", "|---|---|---|---|"]
     for urs in sorted(set(reqs) | set(_results)):
         tests = _results.get(urs, {})
         passed = sum(1 for o in tests.values() if o == "passed")
