@@ -59,7 +59,7 @@ from .exceptions import (
 )
 from .expressions import Clock, evaluate, make_script_engine, parse_datetime
 from .parser import ParsedDiagram, parse_diagram, properties
-from .permissions import CREATOR, can_see_record, why_not
+from .permissions import CREATOR, can_see_record, completed_by, why_not
 from .settings import Settings
 
 log = logging.getLogger("cellqms.engine")
@@ -588,7 +588,8 @@ class Runtime:
                                or_(Task.assignee.is_(None), Task.assignee == user.username))
             .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
         ).all()
-        return [t for t in rows if why_not(session, user, t) is None]
+        done = completed_by(session, user, list({t.record_id for t in rows if t.segregate_from}))
+        return [t for t in rows if why_not(session, user, t, done) is None]
 
     def record_tasks(self, session: Session, record: Record) -> list[Task]:
         return list(session.scalars(select(Task).where(Task.record_id == record.id).order_by(Task.created_at)))

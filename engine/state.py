@@ -77,6 +77,11 @@ def _header(wf: BpmnWorkflow) -> dict:
 
 def load(session: Session, record: Record, spec, subprocess_specs, script_engine) -> LiveWorkflow:
     """Rebuild a record's workflow from its header and task rows."""
+    if record.serializer_version and record.serializer_version != STATE_FORMAT:
+        # A state written by another engine format must be migrated explicitly (roadmap: scale and
+        # hardening); reading it as if it were current could silently corrupt a GxP record.
+        raise RuntimeError(f"record {record.number} holds engine state format {record.serializer_version}; "
+                           f"this version reads {STATE_FORMAT}. Run the state migration before use.")
     header = dict(record.engine_state)
     rows = session.execute(
         select(EngineTask.task_id, EngineTask.position, EngineTask.state)
