@@ -1,0 +1,1 @@
+"""Diagram scenario tests: one YAML file per path through each diagram (URS-VAL-02)."""
