@@ -21,8 +21,13 @@ from models import set_actor
 from .exceptions import Conflict
 
 
-def make_engine(url: str) -> Engine:
-    """An SQLAlchemy engine with the settings each dialect needs for safe concurrent use."""
+def make_engine(url: str, *, writer: bool = True) -> Engine:
+    """An SQLAlchemy engine with the settings each dialect needs for safe concurrent use.
+
+    On SQLite a writer engine starts every transaction with BEGIN IMMEDIATE (writers queue
+    for the lock at the start instead of failing at commit); a reader engine uses a plain
+    deferred BEGIN, so reads never wait for, or block, a writer (WAL mode).
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -38,7 +43,7 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
         return engine
     if url.startswith("postgresql://"):
@@ -52,7 +57,10 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        self.read_engine = make_engine(url, writer=False) if url.startswith("sqlite") else self.engine
+        # Reads (pages, API GETs, pre-checks) use `sessionmaker`; changes go through `unit_of_work`.
+        self.sessionmaker = sessionmaker(self.read_engine, expire_on_commit=False, autoflush=True)
+        self._write_sessionmaker = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
 
     @property
     def is_postgres(self) -> bool:
@@ -64,7 +72,7 @@ class Database:
 
         A stale record version (someone else committed first) becomes a Conflict.
         """
-        session = self.sessionmaker()
+        session = self._write_sessionmaker()
         if actor is not None:
             set_actor(session, getattr(actor, "id", None), getattr(actor, "username", str(actor)), reason)
         else:
@@ -88,3 +96,4 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()

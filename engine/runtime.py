@@ -526,36 +526,71 @@ class Runtime:
 
     # ------------------------------------------------------------------ timers
     def fire_due_timers(self, limit: int = 50) -> int:
-        """Fire every timer that is due; safe with several workers (rows claimed with SKIP LOCKED)."""
+        """Fire every timer that is due; safe with several workers (rows claimed with SKIP LOCKED).
+
+        Due means due by the real clock, which is what SpiffWorkflow's timers compare with. A
+        timer whose step fails is not retried at once: its error is kept, it is pushed back with
+        a growing delay, and after five attempts it is given up and audited, so one broken record
+        never blocks the timers of the others.
+        """
         fired = 0
-        while fired < limit:
-            with self.db.unit_of_work(None, reason="timer due") as session:
-                job = session.scalar(
-                    select(TimerJob).where(TimerJob.fired_at.is_(None), TimerJob.due_at <= self.clock.now())
-                    .order_by(TimerJob.due_at).limit(1).with_for_update(skip_locked=True))
-                if job is None:
-                    break
-                record = session.get(Record, job.record_id, with_for_update={"of": Record})
-                job.attempts += 1
-                job.fired_at = utcnow()
-                if record.status != RecordStatus.OPEN:
-                    job.last_error = f"record is {record.status.value}"
-                    continue
-                live = self._live(session, record)
-                wf = live.workflow
-                try:
-                    for _ in range(2):  # the first pass may only mark the timer ready (ENGINE_NOTES)
-                        wf.refresh_timers()
-                        wf.do_engine_steps()
-                except _ENGINE_ERRORS as exc:
-                    raise ProcessRejected(f"Timer on {record.number} failed: {_engine_message(exc)}") from exc
-                audit_event(session, "timer_fired", record_id=record.id, entity="timer_jobs", entity_id=job.id,
-                            field=job.event_name, new={"due_at": job.due_at})
-                self._advance(session, record, live, completed=None)
-                session.flush()
-                self._after_commit(session, record, live)
-                fired += 1
+        for _ in range(limit):
+            claimed: list[int] = []
+            try:
+                outcome = self._fire_next_timer(claimed)
+            except CellqmsError as exc:
+                if not claimed:
+                    raise
+                self._timer_failed(claimed[0], exc)
+                continue
+            if outcome is None:
+                break
+            fired += outcome
         return fired
+
+    def _fire_next_timer(self, claimed: list[int]) -> int | None:
+        """Claim and fire the earliest due timer: None when nothing is due, else 1 (fired) or 0 (skipped)."""
+        with self.db.unit_of_work(None, reason="timer due") as session:
+            job = session.scalar(
+                select(TimerJob).where(TimerJob.fired_at.is_(None), TimerJob.due_at <= utcnow())
+                .order_by(TimerJob.due_at).limit(1).with_for_update(skip_locked=True))
+            if job is None:
+                return None
+            claimed.append(job.id)
+            record = session.get(Record, job.record_id, with_for_update={"of": Record})
+            job.attempts += 1
+            job.fired_at = utcnow()
+            if record.status != RecordStatus.OPEN:
+                job.last_error = f"record is {record.status.value}"
+                return 0
+            live = self._live(session, record)
+            wf = live.workflow
+            try:
+                for _ in range(2):  # the first pass may only mark the timer ready (ENGINE_NOTES)
+                    wf.refresh_timers()
+                    wf.do_engine_steps()
+            except _ENGINE_ERRORS as exc:
+                raise ProcessRejected(f"Timer on {record.number} failed: {_engine_message(exc)}") from exc
+            audit_event(session, "timer_fired", record_id=record.id, entity="timer_jobs", entity_id=job.id,
+                        field=job.event_name, new={"due_at": job.due_at})
+            self._advance(session, record, live, completed=None)
+            session.flush()
+            self._after_commit(session, record, live)
+            return 1
+
+    def _timer_failed(self, job_id: int, exc: CellqmsError) -> None:
+        """Keep the error on the job and push it back; give up (audited) after five attempts."""
+        log.error("timer failed: %s", exc.message)
+        with self.db.unit_of_work(None, reason="timer failed") as session:
+            job = session.get(TimerJob, job_id)
+            job.attempts += 1
+            job.last_error = exc.message[:2000]
+            if job.attempts >= 5:
+                job.fired_at = utcnow()
+                audit_event(session, "timer_failed", record_id=job.record_id, entity="timer_jobs", entity_id=job.id,
+                            field=job.event_name, new={"attempts": job.attempts}, reason=job.last_error)
+            else:
+                job.due_at = utcnow() + dt.timedelta(minutes=2 ** job.attempts)
 
     # ------------------------------------------------------------------ reading
     def _visible_task(self, session: Session, user: User, task_id: str) -> Task:
