@@ -1,4 +1,5 @@
 """SQLAlchemy 2.x models. Imports nothing of ours: every other package builds on these tables."""
+from .attachments import Attachment as Attachment
 from .audit import AuditEntry, AuditHead, audit_event, canonical_json, set_actor, verify_chain
 from .base import Base, utcnow
 from .processes import ProcessDefinition, ProcessVersion, VersionStatus

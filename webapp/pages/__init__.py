@@ -1,0 +1,1 @@
+"""The web pages (one blueprint per area), a thin layer over engine functions."""
