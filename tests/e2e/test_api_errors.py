@@ -51,11 +51,18 @@ def test_request_body_members_are_checked(api):
     assert err["details"]["errors"][0]["path"] == "signature"
     err = assert_error(quinn.post("/records", ["deviation"]), 400, "validation_failed")
     assert err["details"]["errors"][0]["path"] == ""
+    err = assert_error(quinn.get("/records?status=pending"), 400, "validation_failed")
+    assert err["details"]["errors"][0]["path"] == "status"
+    for query in ("page=0", "page=two", "per_page=201"):
+        err = assert_error(quinn.get(f"/records?{query}"), 400, "validation_failed")
+        assert err["details"]["errors"][0]["path"] == query.split("=")[0]
 
 
 def test_malformed_json_is_400_bad_json(api):
     quinn = api.login("quinn")
-    for body in (b'{"process": "deviation", ', b"{'process': 'deviation'}", b'{"value": NaN}', b"\xff\xfe{}", b""):
+    deep = b'{"process": "deviation", "data": {"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    for body in (b'{"process": "deviation", ', b"{'process': 'deviation'}", b'{"value": NaN}', b"\xff\xfe{}", b"",
+                 deep):
         resp = quinn.post_raw("/records", body, "application/json")
         assert_error(resp, 400, "bad_json")
     assert_error(api.anonymous.post(f"{API}/tokens", data=b"{", content_type="application/json"), 400, "bad_json")

@@ -75,6 +75,8 @@ def json_body(schema: dict | None = None) -> dict:
         raise ApiError(400, "bad_json", "The request body is not UTF-8 text.", {"reason": str(exc)}) from exc
     except ValueError as exc:
         raise ApiError(400, "bad_json", "The request body is not valid JSON.", {"reason": str(exc)}) from exc
+    except RecursionError as exc:  # nesting deeper than the parser's stack: hostile, not a server fault
+        raise ApiError(400, "bad_json", "The request body is nested too deeply.") from exc
     if not isinstance(body, dict):
         raise ValidationFailed([{"path": "", "message": "The request body must be a JSON object."}])
     if schema is not None:
