@@ -76,6 +76,8 @@ class Task(Base):
     ui_form: Mapped[str | None] = mapped_column(String(300), default=None)
     signature_meaning: Mapped[str | None] = mapped_column(String(32), default=None)
     segregate_from: Mapped[list] = mapped_column(JSON, default=list)
+    # Training codes (document numbers or course codes) a person must be qualified for (URS-TRN-03).
+    requires_training: Mapped[list] = mapped_column(JSON, default=list)
     instructions: Mapped[str] = mapped_column(Text, default="")
     due_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
     status: Mapped[TaskStatus] = mapped_column(enum_column(TaskStatus), default=TaskStatus.OPEN)
