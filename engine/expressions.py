@@ -180,6 +180,13 @@ class RestrictedEnvironment(TaskDataEnvironment):
         check(script, "exec")
         return super().execute(script, context, external_context)
 
+    def call_service(self, context, operation_name=None, operation_params=None, **kwargs):
+        """Service tasks may call only the platform's registered operations (engine.services)."""
+        from . import services
+
+        params = {name: spec.get("value") for name, spec in (operation_params or {}).items()}
+        return services.call(operation_name, params)
+
     def check_for_overwrite(self, context, external_context):
         # Data keys may shadow True/False/None safely; only callables matter.
         clashes = {k for k, v in self.globals.items() if callable(v)} & set(context)

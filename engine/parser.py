@@ -91,6 +91,14 @@ def check_expressions(root: etree._Element) -> None:
                 raise UnsafeExpression(f"Element '{where}': {exc.message}", details={"element": where}) from exc
         if node.tag == f"{{{SPIFF_NS}}}property" and node.get("name") in EXPRESSION_PROPERTIES:
             check(node.get("value") or "", "eval")
+        if node.tag == f"{{{SPIFF_NS}}}parameter":
+            check(node.get("value") or "", "eval")
+        if node.tag == f"{{{SPIFF_NS}}}serviceTaskOperator":
+            from .services import known
+
+            if not known(node.get("id") or ""):
+                raise ProcessRejected(f"Service task uses the unknown operation '{node.get('id')}'.",
+                                      code="invalid_bpmn")
 
 
 def parse_diagram(data: bytes, *, filename: str = "upload.bpmn", expected_process_id: str | None = None,

@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session
 
 from models import Record, Task, TaskStatus, User
 
+from .training import missing_trainings
+
 # Roles that may read every record (inspection readiness: QA and auditors see everything).
 GLOBAL_READER_ROLES = frozenset({"QA", "QA Head", "Auditor", "Admin"})
 CREATOR = "@creator"
@@ -17,6 +19,7 @@ CREATOR = "@creator"
 class Refusal:
     code: str
     message: str
+    details: dict | None = None
 
 
 def why_not(session: Session, user: User, task: Task, done_by_user: set | None = None) -> Refusal | None:
@@ -38,6 +41,12 @@ def why_not(session: Session, user: User, task: Task, done_by_user: set | None =
         return Refusal("segregation_of_duties",
                        f"You cannot complete this task because you {conflicting} on this record "
                        "(segregation of duties).")
+    if task.requires_training:
+        missing = missing_trainings(session, user, list(task.requires_training))
+        if missing:
+            names = ", ".join(f"{m['code']} ({m['title']}: {m['reason']})" for m in missing)
+            return Refusal("not_qualified", f"You are not qualified for this task; missing training: {names}.",
+                           {"missing": missing})
     return None
 
 

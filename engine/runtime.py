@@ -43,6 +43,7 @@ from models import (
 from signatures import credentials
 from signatures import service as signing
 
+from . import services
 from . import state as engine_state
 from .db import Database
 from .exceptions import (
@@ -310,33 +311,54 @@ class Runtime:
     def start_record(self, user: User, process_key: str, data: dict, title: str | None = None) -> Record:
         """Start the released version of a process with the start form's data."""
         data = dict(data or {})
+        if title and "title" not in data:
+            data["title"] = title
         with self.db.unit_of_work(user) as session:
             user = session.get(User, user.id)
             version = session.scalar(select(ProcessVersion).join(ProcessDefinition).where(
                 ProcessDefinition.key == process_key, ProcessVersion.status == VersionStatus.RELEASED))
             if version is None:
                 raise NotFound(f"There is no released process '{process_key}'.")
-            info = self.spec_info(version)
-            if info.start_lane and info.start_lane not in user.role_names:
-                raise Forbidden(f"Starting a {version.definition.name} needs the role '{info.start_lane}'.",
-                                code="not_in_role")
-            form = info.start_properties.get("formJsonSchemaFilename")
-            self._validate(form, data)
-            wf = BpmnWorkflow(info.spec, info.subprocess_specs, script_engine=self.script_engine)
-            for task in wf.get_tasks(state=TaskState.READY):
-                task.data.update(data)
-            live = engine_state.LiveWorkflow(wf)
-            record = Record(
-                number=self._next_number(session, version.definition.record_prefix),
-                process_version_id=version.id, title=str(data.get("title") or title or "")[:300],
-                data=dict(data), created_by_id=user.id,
-            )
-            session.add(record)
+            return self.start_record_in(session, user, version, data)
+
+    def start_record_in(self, session: Session, user: User | None, version: ProcessVersion, data: dict,
+                        check_role: bool = True) -> Record:
+        """Start a record inside an open unit of work (also used by linked-record service tasks)."""
+        user = user if user is not None and user.id is not None else self._system_user(session)
+        info = self.spec_info(version)
+        if check_role and info.start_lane and info.start_lane not in user.role_names:
+            raise Forbidden(f"Starting a {version.definition.name} needs the role '{info.start_lane}'.",
+                            code="not_in_role")
+        form = info.start_properties.get("formJsonSchemaFilename")
+        self._validate(form, data)
+        wf = BpmnWorkflow(info.spec, info.subprocess_specs, script_engine=self.script_engine)
+        for task in wf.get_tasks(state=TaskState.READY):
+            task.data.update(data)
+        live = engine_state.LiveWorkflow(wf)
+        record = Record(
+            number=self._next_number(session, version.definition.record_prefix),
+            process_version_id=version.id, title=str(data.get("title") or "")[:300],
+            data=dict(data), created_by_id=user.id,
+        )
+        session.add(record)
+        session.flush()
+        self._advance(session, record, live, completed=None, actor=user)
+        session.flush()
+        self._after_commit(session, record, live)
+        return record
+
+    @staticmethod
+    def _system_user(session: Session) -> User:
+        """The account that timers and other unattended steps act as; it can never log in."""
+        import secrets
+
+        user = session.scalar(select(User).where(User.username == "system"))
+        if user is None:
+            user = User(username="system", full_name="cellqms (automatic step)", active=False,
+                        password_hash=credentials.hash_password(secrets.token_urlsafe(32)))
+            session.add(user)
             session.flush()
-            self._advance(session, record, live, completed=None)
-            session.flush()
-            self._after_commit(session, record, live)
-            return record
+        return user
 
     def _next_number(self, session: Session, prefix: str) -> str:
         year = self.clock.now().year
@@ -376,8 +398,9 @@ class Runtime:
             before = dict(record.data or {})
             try:
                 engine_task.data.update(data)
-                engine_task.run()
-                self._advance(session, record, live, completed=engine_task)
+                with services.step(self, session, user, record):
+                    engine_task.run()
+                self._advance(session, record, live, completed=engine_task, actor=user)
             except _ENGINE_ERRORS as exc:
                 raise ProcessRejected(f"The process could not move on: {_engine_message(exc)}",
                                       code="engine_error") from exc
@@ -413,7 +436,7 @@ class Runtime:
             return
         if refusal.code == "conflict":
             raise Conflict(refusal.message)
-        raise Forbidden(refusal.message, code=refusal.code)
+        raise Forbidden(refusal.message, code=refusal.code, details=refusal.details)
 
     def _validate(self, form: str | None, data: dict) -> None:
         bad_keys = [k for k in data if not isinstance(k, str) or k.startswith("_") or not k]
@@ -438,11 +461,13 @@ class Runtime:
         record_id = record.id
         session.info.setdefault("on_commit", []).append(lambda: self.cache.put(record_id, live))
 
-    def _advance(self, session: Session, record: Record, live: engine_state.LiveWorkflow, completed) -> None:
+    def _advance(self, session: Session, record: Record, live: engine_state.LiveWorkflow, completed,
+                 actor: User | None = None) -> None:
         """Run the engine to its next wait state, then bring task rows, data, timers and status in line."""
         wf = live.workflow
         try:
-            wf.do_engine_steps()
+            with services.step(self, session, actor, record):
+                wf.do_engine_steps()
         except _ENGINE_ERRORS as exc:
             raise ProcessRejected(f"The process could not move on: {_engine_message(exc)}",
                                   code="engine_error") from exc
@@ -494,6 +519,7 @@ class Runtime:
             lane=spec.lane, role=spec.lane, assignee=assignee, form=props.get("formJsonSchemaFilename"),
             ui_form=props.get("formUiSchemaFilename"), signature_meaning=props.get("signatureMeaning") or None,
             segregate_from=segregate, due_at=due_at,
+            requires_training=[s.strip() for s in (props.get("requiresTraining") or "").split(",") if s.strip()],
             instructions=(spec.extensions or {}).get("instructionsForEndUser") or "",
         )
 
@@ -566,9 +592,10 @@ class Runtime:
             live = self._live(session, record)
             wf = live.workflow
             try:
-                for _ in range(2):  # the first pass may only mark the timer ready (ENGINE_NOTES)
-                    wf.refresh_timers()
-                    wf.do_engine_steps()
+                with services.step(self, session, None, record):
+                    for _ in range(2):  # the first pass may only mark the timer ready (ENGINE_NOTES)
+                        wf.refresh_timers()
+                        wf.do_engine_steps()
             except _ENGINE_ERRORS as exc:
                 raise ProcessRejected(f"Timer on {record.number} failed: {_engine_message(exc)}") from exc
             audit_event(session, "timer_fired", record_id=record.id, entity="timer_jobs", entity_id=job.id,
