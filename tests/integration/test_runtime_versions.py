@@ -35,7 +35,8 @@ def rt(db_url, processes):
 
 def versions(rt):
     with rt.db.sessionmaker() as s:
-        return [(v.version, v.status, v.sha256) for v in s.scalars(select(ProcessVersion).order_by(ProcessVersion.version))]
+        rows = s.scalars(select(ProcessVersion).order_by(ProcessVersion.version))
+        return [(v.version, v.status, v.sha256) for v in rows]
 
 
 def open_bpmn_ids(rt, record_id):
