@@ -26,6 +26,7 @@ EXPRESSION_PROPERTIES = ("assignee", "dueAt")
 # Elements whose text is an expression or script.
 _EXPRESSION_ELEMENTS = {
     f"{{{BPMN_NS}}}conditionExpression": "eval",
+    f"{{{BPMN_NS}}}condition": "eval",  # conditionalEventDefinition
     f"{{{BPMN_NS}}}script": "exec",
     f"{{{BPMN_NS}}}timeDuration": "eval",
     f"{{{BPMN_NS}}}timeDate": "eval",
@@ -76,23 +77,28 @@ def safe_xml(data: bytes, max_bytes: int) -> etree._ElementTree:
     return tree
 
 
+def _check_in(node: etree._Element, source: str, mode: str) -> None:
+    """Check one expression; a refusal names the nearest enclosing element with an id."""
+    owner = node.getparent()
+    while owner is not None and owner.get("id") is None:
+        owner = owner.getparent()
+    where = owner.get("id") if owner is not None else "?"
+    try:
+        check(source, mode)
+    except UnsafeExpression as exc:
+        raise UnsafeExpression(f"Element '{where}': {exc.message}", details={"element": where}) from exc
+
+
 def check_expressions(root: etree._Element) -> None:
     """Refuse a diagram any of whose expressions falls outside the whitelist (URS-PLT-04)."""
     for node in root.iter():
         mode = _EXPRESSION_ELEMENTS.get(node.tag) if isinstance(node.tag, str) else None
         if mode and (node.text or "").strip():
-            owner = node.getparent()
-            while owner is not None and owner.get("id") is None:
-                owner = owner.getparent()
-            where = owner.get("id") if owner is not None else "?"
-            try:
-                check(node.text.strip(), mode)
-            except UnsafeExpression as exc:
-                raise UnsafeExpression(f"Element '{where}': {exc.message}", details={"element": where}) from exc
+            _check_in(node, node.text.strip(), mode)
         if node.tag == f"{{{SPIFF_NS}}}property" and node.get("name") in EXPRESSION_PROPERTIES:
-            check(node.get("value") or "", "eval")
+            _check_in(node, node.get("value") or "", "eval")
         if node.tag == f"{{{SPIFF_NS}}}parameter":
-            check(node.get("value") or "", "eval")
+            _check_in(node, node.get("value") or "", "eval")
         if node.tag == f"{{{SPIFF_NS}}}serviceTaskOperator":
             from .services import known
 
