@@ -10,9 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
-
 from sqlalchemy import select
+from werkzeug.serving import make_server
 
 from engine.settings import REPO_ROOT
 from models import Task, TaskStatus

@@ -173,7 +173,10 @@ def record_context(session, record, current_task=None) -> dict:
         sections.append({"key": corrections.START_STEP, "title": "Raised", "who": record.created_by.full_name,
                          "when": record.created_at, "html": render_data(schema, ui, data, tz=tz)})
     for task in tasks:
-        if task.status != TaskStatus.COMPLETED or (current_task is not None and task.id == current_task.id):
+        if task.status != TaskStatus.COMPLETED:
+            continue
+        if current_task is not None and task.id == current_task.id:
+            shown_keys |= set(task.submitted_data or {})  # shown in the task's own panel
             continue
         schema = runtime.forms.schema(task.form) if task.form else {}
         ui = runtime.forms.ui_schema(task.ui_form) if task.form else {}
@@ -283,7 +286,7 @@ def upload(number: str):
     if file is None or not file.filename:
         flash("Choose a file to attach.", "error")
         return redirect(target)
-    data = file.read(attach.max_bytes() + 1)
+    data = file.read()  # bounded by MAX_CONTENT_LENGTH; the size rule itself is the engine's
     try:
         attachment = call(attach.add_attachment, rt(), current_user, number, file.filename, data, task_id=task_id)
     except (attach.AttachmentTooLarge, attach.AttachmentTypeRefused) as exc:
