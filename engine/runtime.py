@@ -331,13 +331,15 @@ class Runtime:
                             code="not_in_role")
         form = info.start_properties.get("formJsonSchemaFilename")
         self._validate(form, data)
+        number = self._next_number(session, version.definition.record_prefix)
+        # The record's own number is part of its data, so diagrams can cite it (e.g. in a linked CAPA).
+        data = {**data, "record_number": number}
         wf = BpmnWorkflow(info.spec, info.subprocess_specs, script_engine=self.script_engine)
         for task in wf.get_tasks(state=TaskState.READY):
             task.data.update(data)
         live = engine_state.LiveWorkflow(wf)
         record = Record(
-            number=self._next_number(session, version.definition.record_prefix),
-            process_version_id=version.id, title=str(data.get("title") or "")[:300],
+            number=number, process_version_id=version.id, title=str(data.get("title") or "")[:300],
             data=dict(data), created_by_id=user.id,
         )
         session.add(record)

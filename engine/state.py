@@ -13,6 +13,7 @@ Here:
 """
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -52,6 +53,25 @@ def _fingerprint(task) -> tuple:
     return (task.state, task.last_state_change, tuple(task._children))
 
 
+def _override_keys(state: dict) -> frozenset:
+    delta = state.get("delta") or {}
+    return frozenset(delta.get("updates") or ()) | frozenset(delta.get("deletions") or ())
+
+
+def _changed_keys(before: dict | None, after: dict) -> set | None:
+    """Keys whose value differs; None when there is no snapshot (treat as everything changed)."""
+    if before is None:
+        return None
+    keys = set(before) | set(after)
+    return {k for k in keys if k not in before or k not in after or before[k] != after[k]}
+
+
+def _snapshot(live: "LiveWorkflow") -> None:
+    """Remember the data of active parents (a multi-instance task gathering results, a waiting join)."""
+    live.data_snapshots = {tid: copy.deepcopy(t.data) for tid, t in live.workflow.tasks.items()
+                           if t.state & _ALWAYS_SAVE and t._children}
+
+
 @dataclass
 class LiveWorkflow:
     """A workflow object together with what was last written of it."""
@@ -60,6 +80,10 @@ class LiveWorkflow:
     saved: dict = field(default_factory=dict)      # task UUID -> fingerprint at last save
     positions: dict = field(default_factory=dict)  # task UUID -> position row value
     version: int | None = None                     # record.version this object matches
+    # task UUID -> keys its stored data delta sets or deletes explicitly (those keys do not follow the parent)
+    overrides: dict = field(default_factory=dict)
+    # task UUID -> copy of the data of a STARTED/WAITING task with children, to see which keys changed
+    data_snapshots: dict = field(default_factory=dict)
 
 
 def _header(wf: BpmnWorkflow) -> dict:
@@ -88,10 +112,11 @@ def load(session: Session, record: Record, spec, subprocess_specs, script_engine
         .where(EngineTask.record_id == record.id).order_by(EngineTask.position)
     ).all()
     wf = BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine, deserializing=True)
-    positions = {}
+    positions, overrides = {}, {}
     for _task_id, position, state in rows:
         task = REGISTRY.restore(state, workflow=wf)
         positions[task.id] = position
+        overrides[task.id] = _override_keys(state)
     wf.task_tree = wf.tasks[UUID(header["root"])]
     wf.success = header["success"]
     wf.completed = header.get("completed", False)
@@ -101,7 +126,9 @@ def load(session: Session, record: Record, spec, subprocess_specs, script_engine
     wf.data = REGISTRY.restore(header.get("data", {}))
     _restore_subprocesses(wf, dict(header.get("subprocesses", {})))
     wf.bpmn_events = REGISTRY.restore(header.get("bpmn_events", []))
-    live = LiveWorkflow(wf, {tid: _fingerprint(t) for tid, t in wf.tasks.items()}, positions, record.version)
+    live = LiveWorkflow(wf, {tid: _fingerprint(t) for tid, t in wf.tasks.items()}, positions, record.version,
+                        overrides)
+    _snapshot(live)
     return live
 
 
@@ -120,14 +147,23 @@ def _restore_subprocesses(wf: BpmnWorkflow, dct: dict, parent=None) -> None:
 def save(session: Session, record: Record, live: LiveWorkflow) -> int:
     """Write what changed since the last save; return the number of task rows written."""
     wf = live.workflow
-    changed = set()
+    rewrite = set()
     for tid, task in wf.tasks.items():
-        fp = _fingerprint(task)
-        if live.saved.get(tid) != fp or task.state & _ALWAYS_SAVE:
-            changed.add(tid)
-    rewrite = set(changed)
-    for tid in changed:
-        rewrite.update(c for c in wf.tasks[tid]._children if c in wf.tasks)  # their data delta base moved
+        if live.saved.get(tid) != _fingerprint(task):
+            # State or children changed: the task and, since its data may have changed, every child
+            # (a child's stored data is a delta against its parent's data).
+            rewrite.add(tid)
+            rewrite.update(c for c in task._children if c in wf.tasks)
+        elif task.state & _ALWAYS_SAVE:
+            # Active without a state change (a multi-instance parent gathering results): rewrite it, and
+            # only those children whose delta does not already pin every key that changed.
+            rewrite.add(tid)
+            keys = _changed_keys(live.data_snapshots.get(tid), task.data) if task._children else set()
+            if keys is None:
+                rewrite.update(c for c in task._children if c in wf.tasks)
+            elif keys:
+                rewrite.update(c for c in task._children
+                               if c in wf.tasks and not keys <= live.overrides.get(c, frozenset()))
     removed = [tid for tid in live.saved if tid not in wf.tasks]
     inserts, updates = [], []
     next_pos = max(live.positions.values(), default=-1) + 1
@@ -136,6 +172,7 @@ def save(session: Session, record: Record, live: LiveWorkflow) -> int:
         if tid not in rewrite:
             continue
         state = REGISTRY.convert(task)
+        live.overrides[tid] = _override_keys(state)
         if tid in live.positions:
             updates.append({"record_id": record.id, "task_id": str(tid), "state": state})
         else:
@@ -147,6 +184,7 @@ def save(session: Session, record: Record, live: LiveWorkflow) -> int:
                                                  EngineTask.task_id.in_([str(t) for t in removed])))
         for tid in removed:
             live.positions.pop(tid, None)
+            live.overrides.pop(tid, None)
     if inserts:
         session.execute(insert(EngineTask), inserts)
     if updates:
@@ -154,6 +192,7 @@ def save(session: Session, record: Record, live: LiveWorkflow) -> int:
     record.engine_state = _header(wf)
     record.serializer_version = STATE_FORMAT
     live.saved = {tid: _fingerprint(t) for tid, t in wf.tasks.items()}
+    _snapshot(live)
     return len(inserts) + len(updates)
 
 

@@ -161,8 +161,16 @@ def test_any_attribute_chain_reaching_an_underscored_attribute_is_refused(head, 
         check(f"[v for v in {chain}]")
 
 
-@pytest.mark.xfail(strict=True, reason="product gap: Mult of large constants is not bounded, so a condition like "
-                   "'x' * 99999999999 passes the whitelist and can exhaust memory at run time (see test report)")
+@pytest.mark.urs("URS-PLT-04")
 def test_a_huge_repetition_is_refused_before_it_can_exhaust_memory():
     with pytest.raises(UnsafeExpression):
         check("'x' * 99999999999")
+
+
+@pytest.mark.urs("URS-PLT-04")
+def test_a_huge_repetition_built_from_data_is_refused_at_run_time():
+    assert evaluate("s * n", {"s": "ab", "n": 3}) == "ababab"
+    with pytest.raises(UnsafeExpression, match="limit"):
+        evaluate("s * n", {"s": "x", "n": 10**10})
+    with pytest.raises(UnsafeExpression):
+        evaluate("[0] * n", {"n": 10**9})
