@@ -64,6 +64,7 @@ from .permissions import CREATOR, can_see_record, completed_by, why_not
 from .settings import Settings
 
 log = logging.getLogger("cellqms.engine")
+BASE_ROLE = "Employee"
 
 _ENGINE_ERRORS = (SpiffWorkflowException, UnsafeExpression)
 _TIMER_EVENT_SUFFIXES = ("TimeDateEventDefinition", "TimerEventDefinition")
@@ -167,7 +168,9 @@ class Runtime:
                         password_hash=credentials.hash_password(password))
             session.add(user)
             session.flush()
-            self._set_roles(session, user, roles)
+            # Every account holds the base role "Employee": tasks meant for any one person (reading a
+            # new SOP, an action assigned by name) live in that lane and are reserved by `assignee`.
+            self._set_roles(session, user, list(dict.fromkeys([*roles, BASE_ROLE])))
             session.flush()
             _ = user.roles
         return user
@@ -175,7 +178,7 @@ class Runtime:
     def set_roles(self, actor, username: str, roles: list[str]) -> User:
         with self.db.unit_of_work(actor) as session:
             user = self._user(session, username)
-            self._set_roles(session, user, roles)
+            self._set_roles(session, user, list(dict.fromkeys([*roles, BASE_ROLE])))
             session.flush()
             session.refresh(user)
             _ = user.roles

@@ -38,7 +38,7 @@ def test_admin_creates_a_user_who_must_change_the_password(as_user, admin, app, 
                                             "password": "Welcome-2026-x", "roles": ["Initiator", "QA"]})
     assert resp.status_code == 302 and resp.headers["Location"] == "/admin/users/nina"
     user = loaded_runtime.user_by_username("nina")
-    assert user.must_change_password and user.role_names == {"Initiator", "QA"}
+    assert user.must_change_password and user.role_names == {"Initiator", "QA", "Employee"}
     resp = login(app.test_client(), "nina", "Welcome-2026-x")
     assert resp.headers["Location"] == "/password"
 
@@ -63,7 +63,7 @@ def test_admin_changes_roles_and_it_is_audited(as_user, admin, loaded_runtime):
     c = as_user("ada")
     resp = c.post("/admin/users/ivan/roles", data={"roles": ["Investigator", "QA"]})
     assert resp.status_code == 302
-    assert loaded_runtime.user_by_username("ivan").role_names == {"Investigator", "QA"}
+    assert loaded_runtime.user_by_username("ivan").role_names == {"Investigator", "QA", "Employee"}
     html = c.get("/admin/users/ivan").get_data(as_text=True)
     assert 'value="QA" checked' in html
     with loaded_runtime.db.sessionmaker() as s:

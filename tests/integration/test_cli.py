@@ -59,11 +59,11 @@ def test_user_add_reads_the_password_from_stdin_and_audits_the_cli_actor(cli, db
     result = cli("user", "add", "nora", "--name", "Nora Newhire", "--role", "QA", "--role", "Auditor",
                  "--email", "nora@example.org", "--password-stdin", input=NEW_PASSWORD + "\n")
     assert result.exit_code == 0, result.output
-    assert "created user nora" in result.output and "Auditor, QA" in result.output
+    assert "created user nora" in result.output and "Auditor, Employee, QA" in result.output
     rt = _runtime(db_url)
     try:
         user = rt.authenticate("nora", NEW_PASSWORD)
-        assert user.role_names == {"QA", "Auditor"}
+        assert user.role_names == {"QA", "Auditor", "Employee"}
         with rt.db.sessionmaker() as session:
             actors = set(session.scalars(select(AuditEntry.username).where(AuditEntry.entity == "users")))
         assert cli_actor().username in actors and cli_actor().username.startswith("cli:")
@@ -114,7 +114,7 @@ def test_user_roles_sets_the_roles_and_deactivate_keeps_the_account(cli, db_url)
     try:
         with rt.db.sessionmaker() as session:
             user = session.scalar(select(User).where(User.username == "rita"))
-            assert user is not None and not user.active and user.role_names == {"Investigator", "Initiator"}
+            assert user is not None and not user.active and user.role_names == {"Investigator", "Initiator", "Employee"}
             reasons = set(session.scalars(select(AuditEntry.reason).where(AuditEntry.entity == "users",
                                                                           AuditEntry.entity_id == str(user.id))))
         assert "Left the company" in reasons
