@@ -96,7 +96,8 @@ INVESTIGATION = {
     "root_cause": "Door seal of INC-04 worn; temperature controller overshoot after door openings.",
     "product_impact": "Viability 94 % at harvest, within specification; no impact on identity or potency.",
     "patient_impact": "None: infusion on schedule.",
-    "capa_required": True,
+    "capa_required": False,
+    "capa_rationale": "Isolated event; the worn seal was replaced the same day.",
 }
 
 
