@@ -244,7 +244,7 @@ def test_a_waiting_boundary_timer_is_stored_losslessly_and_fires_after_a_reload(
 # --------------------------------------------------------------------------- the deviation diagram
 
 
-def _deviation_path(rt, users, classification, rounds_of_rework, overdue):
+def _deviation_path(rt, users, classification, rounds_of_rework, overdue, capa):
     """Drive one deviation path, proving losslessness after every step; returns rows written per step."""
     writes = RowWrites(rt.db.engine)
     try:
@@ -277,7 +277,9 @@ def _deviation_path(rt, users, classification, rounds_of_rework, overdue):
         if overdue:
             step("escalate_overdue_investigation", "hannah", {"escalation_action": "Discussed with Ivan."})
         investigation = {"root_cause": "Door seal worn.", "product_impact": "None: within validated range.",
-                         "patient_impact": "None.", "capa_required": True}
+                         "patient_impact": "None.", "capa_required": capa}
+        if not capa:
+            investigation["capa_rationale"] = "Seal replaced; isolated event."
         for _ in range(rounds_of_rework):
             step("investigate_deviation", "ivan", investigation)
             step("approve_investigation", "quentin", {"decision": "reject", "comment": "Add the sensor log."},
@@ -291,17 +293,20 @@ def _deviation_path(rt, users, classification, rounds_of_rework, overdue):
         writes.close()
 
 
-@pytest.mark.parametrize(("classification", "rework", "overdue"), [
-    ("minor", 0, False),
-    ("major", 2, False),
-    ("critical", 1, False),
-    ("minor", 0, True),
+@pytest.mark.parametrize(("classification", "rework", "overdue", "capa"), [
+    ("minor", 0, False, False),
+    ("major", 2, False, True),
+    ("critical", 1, False, False),
+    ("minor", 0, True, True),
 ])
-def test_every_deviation_path_is_lossless_after_every_step(loaded_runtime, classification, rework, overdue):
-    per_step = _deviation_path(loaded_runtime, add_users(loaded_runtime), classification, rework, overdue)
-    # New rows are the tasks a step creates (a split or a rework loop adds a dozen); besides them a step
-    # rewrites only the handful of existing rows it touched, never the whole instance.
+def test_every_deviation_path_is_lossless_after_every_step(loaded_runtime, classification, rework, overdue, capa):
+    per_step = _deviation_path(loaded_runtime, add_users(loaded_runtime), classification, rework, overdue, capa)
+    # New rows are the tasks a step creates (a split, a rework loop or a raised CAPA record adds a dozen or
+    # two); besides them a step rewrites only the handful of existing rows it touched, never the whole instance.
     assert max(updated for _, updated in per_step) <= 12, per_step
     if rework == 2:
-        # The second rework round costs exactly what the first did: no growth with history.
-        assert per_step[1:3] == per_step[3:5], per_step
+        # Steps: triage, investigate, reject, investigate, reject, investigate, approve. The first
+        # investigation also raises the CAPA; after it, each reject and each re-investigation costs
+        # exactly what the previous one did: no growth with history.
+        reject_1, investigate_2, reject_2, investigate_3 = per_step[2:6]
+        assert (reject_2, investigate_3) == (reject_1, investigate_2), per_step
