@@ -174,3 +174,20 @@ def test_records_are_listed_and_searched_with_pages(api):
 
     page2 = quinn.get("/records?per_page=2&page=2").get_json()
     assert page2["total"] == 3 and [r["id"] for r in page2["items"]] == [first["id"]]
+
+
+@pytest.mark.urs("URS-PLT-07")
+def test_each_record_shows_its_links_in_both_directions(api, loaded_runtime):
+    from models import RecordLink
+
+    olivia = api.login("olivia")
+    first, second = olivia.raise_deviation(title="Source"), olivia.raise_deviation(title="Target")
+    with loaded_runtime.db.unit_of_work(None) as session:  # no API creates links yet: the engine will
+        session.add(RecordLink(source_id=first["id"], target_id=second["id"], kind="related"))
+    out = olivia.record(first["id"])["links"]
+    inc = olivia.record(second["id"])["links"]
+    assert [(k["kind"], k["direction"], k["record"]) for k in out] == \
+        [("related", "outgoing", {"id": second["id"], "number": second["number"], "process": "deviation"})]
+    assert [(k["kind"], k["direction"], k["record"]["number"]) for k in inc] == \
+        [("related", "incoming", first["number"])]
+    _utc(out[0]["created_at"])
