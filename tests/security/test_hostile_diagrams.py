@@ -30,8 +30,8 @@ def with_doctype(doctype: bytes, body: bytes = BODY) -> bytes:
 def _laughs() -> bytes:
     entities = b'<!ENTITY a0 "lol">' + b"".join(
         b'<!ENTITY a%d "%s">' % (i, b"".join(b"&a%d;" % (i - 1) for _ in range(10))) for i in range(1, 10))
-    return with_doctype(b"<!DOCTYPE definitions [" + entities + b"]>",
-                        BODY.replace(b'name="step_00">', b'name="step_00"><bpmn:documentation>&a9;</bpmn:documentation>'))
+    body = BODY.replace(b'name="step_00">', b'name="step_00"><bpmn:documentation>&a9;</bpmn:documentation>')
+    return with_doctype(b"<!DOCTYPE definitions [" + entities + b"]>", body)
 
 
 HOSTILE_XML = {
