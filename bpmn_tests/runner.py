@@ -14,6 +14,7 @@ task of ``target`` was reached whose nearest BPMN ancestor is a completed task o
 """
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import hashlib
 import re
@@ -31,10 +32,10 @@ from sqlalchemy import select
 
 from engine import state as engine_state
 from engine.exceptions import CellqmsError
-from engine.parser import BPMN_NS, safe_xml
+from engine.parser import BPMN_NS, SPIFF_NS, safe_xml
 from engine.runtime import Runtime
 from engine.settings import REPO_ROOT, Settings
-from models import Record, Task, TaskStatus, verify_chain
+from models import ProcessDefinition, ProcessVersion, Record, RecordLink, Task, TaskStatus, verify_chain
 from models.migrate import upgrade
 
 SCENARIO_DIR = Path(__file__).resolve().parent
@@ -238,8 +239,9 @@ def load_scenario(path: Path, process: str | None = None) -> Scenario:
         raise ScenarioFormatError(f"{where}: 'steps' is a list")
     steps = [_step(s, i, password, users, f"{where}: step {i}") for i, s in enumerate(steps_raw, start=1)]
     expect = raw.get("expect") or {}
-    if not isinstance(expect, dict) or set(expect) - {"status", "data", "signatures"}:
-        raise ScenarioFormatError(f"{where}: 'expect' may hold status, data and signatures")
+    if not isinstance(expect, dict) or set(expect) - {"status", "data", "signatures", "links"}:
+        raise ScenarioFormatError(f"{where}: 'expect' may hold status, data, signatures and links")
+    _check_links_format(expect.get("links"), where)
     urs = raw.get("urs") or []
     if not isinstance(urs, list) or not all(re.fullmatch(r"URS-[A-Z]+-\d+", str(u)) for u in urs):
         raise ScenarioFormatError(f"{where}: 'urs' is a list of IDs such as URS-DEV-01")
@@ -396,8 +398,10 @@ def run_scenario(scenario: Scenario, db_url: str, *, processes_dir: Path | None 
     record_id = None
     try:
         with tempfile.TemporaryDirectory(prefix="cellqms-diagram-") as tmp:
-            # Load only the diagram under test, so an unfinished neighbour cannot fail this scenario.
-            shutil.copy(bpmn, Path(tmp) / bpmn.name)
+            # Load only the diagram under test (and the diagrams it starts as linked records),
+            # so an unfinished neighbour cannot fail this scenario.
+            for path in [bpmn, *linked_diagrams(bpmn, processes_dir)]:
+                shutil.copy(path, Path(tmp) / path.name)
             loaded = {r.key: r for r in runtime.load_processes(_SYSTEM, directory=Path(tmp))}
         result.sha256 = loaded[scenario.process].sha256
         if result.sha256 != diagram.sha256:
@@ -435,7 +439,7 @@ def _open_ids(runtime: Runtime, record_id: str) -> list[str]:
     with runtime.db.sessionmaker() as session:
         rows = session.scalars(select(Task.bpmn_id).where(Task.record_id == record_id,
                                                           Task.status == TaskStatus.OPEN)).all()
-    return sorted(rows)
+    return sorted(bpmn_id(r) for r in rows)
 
 
 def _check_open(runtime: Runtime, record_id: str, step: Step) -> None:
@@ -484,9 +488,11 @@ def _run_steps(runtime: Runtime, scenario: Scenario, result: ScenarioResult) -> 
 
 def _complete(runtime: Runtime, record_id: str, step: Step, users: dict) -> None:
     with runtime.db.sessionmaker() as session:
-        task = session.scalars(select(Task).where(Task.record_id == record_id, Task.bpmn_id == step.task,
+        rows = session.scalars(select(Task).where(Task.record_id == record_id,
+                                                  Task.bpmn_id.in_([step.task, step.task + _MI_SUFFIX]),
                                                   Task.status == TaskStatus.OPEN)
-                               .order_by(Task.created_at)).first()
+                               .order_by(Task.created_at)).all()
+    task = _pick_instance(rows, step.actor)
     if task is None:
         raise StepFailed(f"{step.describe()}: the task is not open "
                          f"(open: {_open_ids(runtime, record_id) or 'none'})")
@@ -526,9 +532,14 @@ def _check_final(runtime: Runtime, scenario: Scenario, record_id: str) -> None:
                 actual.append({"task": task.bpmn_id if task else None, "meaning": sig.meaning,
                                "by": sig.signer.username, "valid": valid})
             wanted = [{"valid": True, **w} for w in expect["signatures"] or []]
+            actual = [{**a, "task": bpmn_id(a["task"])} for a in actual]
             if [_sig_key(a) for a in actual] != [_sig_key(w) for w in wanted]:
                 raise StepFailed(f"at the end: signatures are {[_sig_text(a) for a in actual]}, "
                                  f"expected {[_sig_text(w) for w in wanted]}")
+
+
+    if "links" in expect:
+        _check_links(runtime, record_id, expect["links"] or [])
 
 
 def _sig_key(sig: dict) -> tuple:
@@ -537,6 +548,95 @@ def _sig_key(sig: dict) -> tuple:
 
 def _sig_text(sig: dict) -> str:
     return f"{sig.get('task')}:{sig.get('meaning')} by {sig.get('by')}" + ("" if sig.get("valid") else " (INVALID)")
+
+
+# ----------------------------------------------------------------------------------- linked records
+# A diagram may start other records through the `start_linked_record` service operation (a
+# deviation raises a CAPA, URS-PLT-07). Those diagrams are loaded with the one under test, and
+# `expect: {links: [{kind, process, status}]}` checks the links the scenario's record made.
+
+_LINK_KEYS = {"kind", "process", "status"}
+
+
+def linked_diagrams(bpmn: Path, processes_dir: Path) -> list[Path]:
+    """The diagram files `bpmn` starts as linked records, transitively (not `bpmn` itself)."""
+    found: list[Path] = []
+    todo = [Path(bpmn)]
+    seen = {Path(bpmn).stem}
+    while todo:
+        root = safe_xml(todo.pop().read_bytes(), max_bytes=Settings().max_bpmn_bytes).getroot()
+        for operator in root.iter(f"{{{SPIFF_NS}}}serviceTaskOperator"):
+            if operator.get("id") != "start_linked_record":
+                continue
+            for param in operator.iter(f"{{{SPIFF_NS}}}parameter"):
+                if param.get("id") != "process":
+                    continue
+                try:
+                    key = ast.literal_eval(param.get("value") or "")
+                except (ValueError, SyntaxError):
+                    continue  # a computed process name: nothing to load up front
+                path = Path(processes_dir) / f"{key}.bpmn"
+                if isinstance(key, str) and key not in seen and path.is_file():
+                    seen.add(key)
+                    found.append(path)
+                    todo.append(path)
+    return found
+
+
+def _check_links_format(raw, where: str) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, list) or not all(isinstance(x, dict) and x.get("kind") and x.get("process")
+                                            and not set(x) - _LINK_KEYS for x in raw):
+        raise ScenarioFormatError(f"{where}: 'expect.links' is a list of {{kind, process, status (optional)}}")
+
+
+def _check_links(runtime: Runtime, record_id: str, wanted: list[dict]) -> None:
+    """The links from the record to the records it started are exactly `wanted` (order ignored)."""
+    with runtime.db.sessionmaker() as session:
+        rows = session.execute(
+            select(RecordLink.kind, ProcessDefinition.key, Record.status, Record.number)
+            .join(Record, Record.id == RecordLink.target_id)
+            .join(ProcessVersion, ProcessVersion.id == Record.process_version_id)
+            .join(ProcessDefinition, ProcessDefinition.id == ProcessVersion.definition_id)
+            .where(RecordLink.source_id == record_id)).all()
+    actual = [{"kind": k, "process": p, "status": s.value, "number": n} for k, p, s, n in rows]
+    remaining = list(actual)
+    for want in wanted:
+        match = next((a for a in remaining if all(str(a[k]) == str(v) for k, v in want.items())), None)
+        if match is None:
+            raise StepFailed(f"at the end: no link {want}; the record's links are "
+                             f"{[_link_text(a) for a in actual] or 'none'}")
+        remaining.remove(match)
+    if remaining:
+        raise StepFailed(f"at the end: unexpected link(s) {[_link_text(a) for a in remaining]}")
+
+
+def _link_text(link: dict) -> str:
+    return f"{link['kind']} -> {link['number']} ({link['process']}, {link['status']})"
+
+
+# ----------------------------------------------------------------------------------- multi-instance
+# SpiffWorkflow names the instances of a multi-instance task "<bpmn id> [child]", and the runtime
+# stores that name as the task's bpmn_id. Scenarios name tasks by their BPMN id, so the runner
+# reads both (a no-op once the runtime stores the BPMN id itself).
+_MI_SUFFIX = " [child]"
+
+
+def _pick_instance(rows: list[Task], actor: str) -> Task | None:
+    """Of the open tasks with one BPMN id (oldest first), the one assigned to `actor`, else the oldest.
+
+    The instances of a multi-instance task share their BPMN id; each is assigned to its own
+    person, so "complete: complete_action as: anna" means anna's instance.
+    """
+    return next((t for t in rows if t.assignee == actor), rows[0] if rows else None)
+
+
+def bpmn_id(task_name: str | None) -> str | None:
+    """The BPMN id of a task row's name (a multi-instance instance's name without " [child]")."""
+    if task_name and task_name.endswith(_MI_SUFFIX):
+        return task_name[: -len(_MI_SUFFIX)]
+    return task_name
 
 
 # ----------------------------------------------------------------------------------- whole diagrams
