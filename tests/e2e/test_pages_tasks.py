@@ -3,6 +3,7 @@ the signing step, wrong passwords and the 409 when someone else was quicker."""
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -162,7 +163,7 @@ def test_signing_shows_printed_name_local_date_time_and_meaning(as_user, to_appr
     with loaded_runtime.db.sessionmaker() as s:
         sig = s.scalar(select(Signature).where(Signature.task_id == task.id))
         assert sig.signer_name == "Quentin QA" and sig.meaning == "approved"
-        local = sig.signed_at.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
+        local = sig.signed_at.astimezone(ZoneInfo("America/New_York"))
         assert local.strftime("%Y-%m-%d %H:%M:%S %Z") in html  # the user's zone (EST/EDT) ...
         assert sig.signed_at.strftime("%H:%M:%S") + " UTC" in html  # ... and UTC
         assert s.scalar(select(Record.status).where(Record.id == to_approve.id)).value == "closed"

@@ -11,6 +11,7 @@ from functools import wraps
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from engine import runtime as engine_runtime
 from engine.exceptions import Conflict, NotFound, ValidationFailed
 
 from . import queries
@@ -38,9 +39,17 @@ def admin_required(view):
     return wrapper
 
 
+def base_role() -> str | None:
+    """The role the engine gives every account (shown checked and fixed on the forms)."""
+    return getattr(engine_runtime, "BASE_ROLE", None)
+
+
+bp.add_app_template_global(base_role, "base_role")
+
+
 def _known_roles() -> list[str]:
     session = db()
-    names = set(BASE_ROLES) | set(queries.role_names(session))
+    names = set(BASE_ROLES) | set(queries.role_names(session)) | ({base_role()} - {None})
     for version in rt().released_versions(session):
         names |= rt().spec_info(version).roles
     return sorted(names)
