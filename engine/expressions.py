@@ -16,7 +16,7 @@ import functools
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 
-from .exceptions import UnsafeExpression
+from .exceptions import CellqmsError, ProcessRejected, UnsafeExpression
 
 # Node types an expression or script may contain. Notably absent: Import, Attribute access
 # except whitelisted methods, Lambda, FunctionDef, ClassDef, While (unbounded), Pow (9**9**9),
@@ -249,6 +249,23 @@ class RestrictedEnvironment(TaskDataEnvironment):
                 f"task data overwrites a built-in function: {', '.join(sorted(clashes))}; rename the field")
 
 
+class PlatformScriptEngine(PythonScriptEngine):
+    """SpiffWorkflow's engine with service calls that keep their reason.
+
+    SpiffWorkflow 3.2's own `call_service` error path refers to an undefined name, so any
+    failing operation surfaced as a NameError; here the operation's own error reaches the user.
+    """
+
+    def call_service(self, task, **kwargs):
+        try:
+            return self.environment.call_service(task.data, **kwargs)
+        except CellqmsError:
+            raise
+        except Exception as exc:  # an operation's own failure, named for the person who sees it
+            name = kwargs.get("operation_name")
+            raise ProcessRejected(f"The service operation '{name}' failed: {exc}") from exc
+
+
 def make_script_engine(clock: Clock = SYSTEM_CLOCK) -> PythonScriptEngine:
     """The only script engine the platform ever hands to SpiffWorkflow."""
-    return PythonScriptEngine(environment=RestrictedEnvironment(clock))
+    return PlatformScriptEngine(environment=RestrictedEnvironment(clock))

@@ -400,7 +400,6 @@ class Runtime:
             engine_task = live.workflow.get_task_from_id(_uuid(task.id)) if live else None
             if engine_task is None or engine_task.state != TaskState.READY:
                 raise Conflict("This task is no longer open; someone else completed it a moment ago.")
-            before = dict(record.data or {})
             try:
                 engine_task.data.update(data)
                 with services.step(self, session, user, record):
@@ -416,9 +415,9 @@ class Runtime:
             task.completed_at = utcnow()
             task.submitted_data = data
             if needs_signature:
-                signed_view = {**before, **data}
+                # The record's values of the fields this person attests, as they stand after the step.
                 signing.sign(session, signer=user, meaning=needs_signature, record=record, task=task,
-                             record_data={k: record.data.get(k) for k in signed_view}, submitted=data)
+                             record_data={k: record.data.get(k) for k in data}, submitted=data)
             audit_event(session, "task_completed", record_id=record.id, entity="tasks", entity_id=task.id,
                         field=task.bpmn_id, new=data)
             session.flush()
@@ -476,11 +475,15 @@ class Runtime:
         except _ENGINE_ERRORS as exc:
             raise ProcessRejected(f"The process could not move on: {_engine_message(exc)}",
                                   code="engine_error") from exc
+        # The record's data is the process's data: what completed steps and scripts produced. One
+        # instance of a multi-instance task has data of its own (its item, its answer): that reaches
+        # the record only through the task's output collection, never by overwriting top-level fields.
         data = dict(record.data or {})
-        if completed is not None:
+        if completed is not None and not _is_instance(completed):
             data.update(_plain(completed.data))
         for t in wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
-            data.update(_plain(t.data))
+            if not _is_instance(t):
+                data.update(_plain(t.data))
         if wf.is_completed() and wf.last_task is not None:
             data.update(_plain(wf.last_task.data))
         record.data = data
@@ -520,7 +523,8 @@ class Runtime:
             value = evaluate(props["dueAt"], data, self.clock)
             due_at = parse_datetime(value) if value else None
         return Task(
-            id=str(engine_task.id), record_id=record.id, bpmn_id=spec.name, name=spec.bpmn_name or spec.name,
+            id=str(engine_task.id), record_id=record.id, bpmn_id=getattr(spec, "bpmn_id", None) or spec.name,
+            name=spec.bpmn_name or spec.name,
             lane=spec.lane, role=spec.lane, assignee=assignee, form=props.get("formJsonSchemaFilename"),
             ui_form=props.get("formUiSchemaFilename"), signature_meaning=props.get("signatureMeaning") or None,
             segregate_from=segregate, due_at=due_at,
@@ -663,11 +667,17 @@ class Runtime:
 
     def signatures(self, session: Session, record: Record) -> list[tuple[Signature, bool]]:
         """Each signature of the record with whether it still verifies (URS-SIG-03)."""
+        tasks = {t.id: t for t in self.record_tasks(session, record)}
+        done = sorted((t for t in tasks.values() if t.completed_at and t.submitted_data),
+                      key=lambda t: t.completed_at)
         out = []
         for sig in session.scalars(select(Signature).where(Signature.record_id == record.id)
                                    .order_by(Signature.signed_at)):
-            task = session.get(Task, sig.task_id) if sig.task_id else None
-            out.append((sig, signing.verify(sig, record, task)))
+            later: dict = {}  # field -> value submitted by a later step of the process (e.g. a rework)
+            for t in done:
+                if t.completed_at > sig.signed_at and t.id != sig.task_id:
+                    later.update(t.submitted_data)
+            out.append((sig, signing.verify(sig, record, tasks.get(sig.task_id), later)))
         return out
 
     def links(self, session: Session, record: Record) -> list[RecordLink]:
@@ -710,6 +720,13 @@ def _uuid(value: str):
         return UUID(str(value))
     except ValueError:
         return None
+
+
+def _is_instance(task) -> bool:
+    """True for one instance of a multi-instance task (its parent's spec is the multi-instance spec)."""
+    parent = task.parent
+    return parent is not None and hasattr(parent.task_spec, "child_spec") and \
+        parent.task_spec.child_spec == task.task_spec.name
 
 
 def _plain(data: dict) -> dict:

@@ -28,19 +28,31 @@ def sign(session: Session, *, signer: User, meaning: str, record: Record, task: 
     return signature
 
 
-def verify(signature: Signature, record: Record, task: Task | None) -> bool:
+def verify(signature: Signature, record: Record, task: Task | None, superseded: dict | None = None) -> bool:
     """Recompute the hash from the record and task as they are now (URS-SIG-03).
 
-    Valid only if the stored content still hashes to the stored value, names this
-    record and task and signer, and the record's data and the task's submission still
-    hold the values that were signed.
+    Valid only if the hash recomputed from the live data equals the stored one: the content
+    names this record, task, signer, meaning and moment, the task's submission is unchanged,
+    and each attested field of the record still holds the signed value. A field that a later
+    step of the same process legitimately submitted again (a rework round) is compared with
+    the signed value only when the record does not hold that later value: a new round of the
+    process supersedes a field, it does not falsify the earlier signature; any other change does.
     """
     stored = signature.content or {}
+    signed_fields = stored.get("record_data") or {}
+    data = record.data or {}
+    later = superseded or {}
+    current_fields = {}
+    for key in signed_fields:
+        value = data.get(key)
+        if key in later and value == later[key]:
+            value = signed_fields[key]
+        current_fields[key] = value
     current = signed_content(
         record_id=record.id, record_number=record.number, task_id=signature.task_id,
         task_bpmn_id=task.bpmn_id if task else None, signer_id=signature.signer_id,
         signer_name=signature.signer_name, meaning=signature.meaning, signed_at=signature.signed_at,
-        record_data={k: (record.data or {}).get(k) for k in (stored.get("record_data") or {})},
+        record_data=current_fields,
         submitted=(task.submitted_data if task else {}) or {},
     )
     return content_hash(current) == signature.content_sha256

@@ -183,7 +183,7 @@ def test_an_investigation_is_not_completed_when_its_capa_cannot_be_raised(runtim
     load_diagrams(rt, tmp_path, "deviation")  # no released CAPA process
     cast = add_users(rt, CAPA_CAST)
 
-    with pytest.raises(Exception):  # noqa: B017 - the type is the subject of the xfail test below
+    with pytest.raises(CellqmsError):
         investigated_deviation(rt, cast)
 
     (deviation,) = [r for r in _all_records(rt) if r.number.startswith("DEV-")]
@@ -192,9 +192,6 @@ def test_an_investigation_is_not_completed_when_its_capa_cannot_be_raised(runtim
     assert "capa_required" not in deviation.data
 
 
-@pytest.mark.xfail(strict=True, raises=NameError, reason=(
-    "SpiffWorkflow 3.2 PythonScriptEngine.call_service re-raises any error of a service operation as "
-    "NameError (\"name 'script' is not defined\"); the runtime should surface a CellqmsError naming the cause"))
 @pytest.mark.urs("URS-DEV-04")
 def test_a_capa_that_cannot_be_raised_is_reported_with_its_reason(runtime, tmp_path):
     rt = runtime
@@ -316,10 +313,6 @@ def test_a_capa_runs_its_actions_closure_and_effectiveness_check_and_a_failed_ch
                       ("approved", "quinn"), ("verified", "quentin")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/runtime.py complete_task signs the record's merged data: a sibling instance of a "
-    "multi-instance task overwrites completion_evidence/action/action_results, so the first owner's "
-    "signature stops verifying (URS-SIG-03) although nothing that owner signed has changed"))
 @pytest.mark.urs("URS-CAPA-02")
 @pytest.mark.urs("URS-SIG-01")
 def test_each_action_owners_signature_still_verifies_after_the_other_owner_signs(loaded_runtime, cast):
