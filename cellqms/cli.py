@@ -243,6 +243,9 @@ def fire_once(runtime: Runtime) -> list[str]:
                 lines.append(f"fired {event} on {number} (due {due_at:%Y-%m-%dT%H:%M:%SZ})")
     if count > len(lines):
         lines.append(f"fired {count - len(lines)} more timer(s)")
+    from engine.documents import start_due_periodic_reviews
+
+    lines += start_due_periodic_reviews(runtime)  # URS-DOC-04: periodic reviews that came due
     return lines
 
 
@@ -371,6 +374,10 @@ def demo(state: _State) -> None:
     for number in summary.records_existing:
         click.echo(f"demo record {number} exists")
 
+
+from .cli_documents import documents as _documents_commands  # noqa: E402 - registered after main is defined
+
+main.add_command(_documents_commands)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

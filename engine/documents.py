@@ -30,6 +30,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1140,7 +1141,7 @@ def _write_import(session: Session, planned: list[_Planned], report: ImportRepor
         dated = sorted((v for v in doc.versions if v.effective_date is not None
                         and v.status in (DocumentVersionStatus.EFFECTIVE, DocumentVersionStatus.SUPERSEDED)),
                        key=lambda v: (v.major, v.minor))
-        for older, newer in zip(dated, dated[1:]):
+        for older, newer in itertools.pairwise(dated):
             if older.status == DocumentVersionStatus.SUPERSEDED:
                 older.superseded_at = newer.effective_date
     session.flush()
