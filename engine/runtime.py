@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from forms import FormError, FormRegistry
 from models import (
     ApiToken,
+    AuditEntry,
     ProcessDefinition,
     ProcessVersion,
     Record,
@@ -64,6 +65,9 @@ from .permissions import CREATOR, can_see_record, completed_by, why_not
 from .settings import Settings
 
 log = logging.getLogger("cellqms.engine")
+# The audit reason of every change a process step makes; signatures tell such changes (a rework
+# round) from edits outside the process by it, together with the absence of a correction.
+PROCESS_STEP = "process step:"
 BASE_ROLE = "Employee"
 
 _ENGINE_ERRORS = (SpiffWorkflowException, UnsafeExpression)
@@ -395,6 +399,7 @@ class Runtime:
             user = session.get(User, user.id)
             task = session.get(Task, task_id, with_for_update={"of": Task})
             record = session.get(Record, task.record_id)
+            session.info["audit_reason"] = f"{PROCESS_STEP} '{task.name}' completed"
             self._check_can_complete(session, user, task)  # again, inside the transaction
             live = self._live(session, record)
             engine_task = live.workflow.get_task_from_id(_uuid(task.id)) if live else None
@@ -415,9 +420,12 @@ class Runtime:
             task.completed_at = utcnow()
             task.submitted_data = data
             if needs_signature:
-                # The record's values of the fields this person attests, as they stand after the step.
+                # What the signer attests: the record as it stands after their step (an approval binds
+                # the investigation it approves); one instance of a multi-instance task attests only
+                # its own answer, which never reaches the record's top-level fields.
+                attested = data if _is_instance(engine_task) else record.data
                 signing.sign(session, signer=user, meaning=needs_signature, record=record, task=task,
-                             record_data={k: record.data.get(k) for k in data}, submitted=data)
+                             record_data={k: record.data.get(k) for k in attested}, submitted=data)
             audit_event(session, "task_completed", record_id=record.id, entity="tasks", entity_id=task.id,
                         field=task.bpmn_id, new=data)
             session.flush()
@@ -592,6 +600,7 @@ class Runtime:
             if job is None:
                 return None
             claimed.append(job.id)
+            session.info["audit_reason"] = f"{PROCESS_STEP} timer '{job.event_name}' fired"
             record = session.get(Record, job.record_id, with_for_update={"of": Record})
             job.attempts += 1
             job.fired_at = utcnow()
@@ -668,15 +677,25 @@ class Runtime:
     def signatures(self, session: Session, record: Record) -> list[tuple[Signature, bool]]:
         """Each signature of the record with whether it still verifies (URS-SIG-03)."""
         tasks = {t.id: t for t in self.record_tasks(session, record)}
-        done = sorted((t for t in tasks.values() if t.completed_at and t.submitted_data),
-                      key=lambda t: t.completed_at)
+        changes = session.execute(
+            select(AuditEntry.at, AuditEntry.action, AuditEntry.field, AuditEntry.new, AuditEntry.reason)
+            .where(AuditEntry.record_id == record.id,
+                   or_(AuditEntry.field.like("data.%"), AuditEntry.action == "data_corrected"))
+            .order_by(AuditEntry.seq)).all()
         out = []
         for sig in session.scalars(select(Signature).where(Signature.record_id == record.id)
                                    .order_by(Signature.signed_at)):
-            later: dict = {}  # field -> value submitted by a later step of the process (e.g. a rework)
-            for t in done:
-                if t.completed_at > sig.signed_at and t.id != sig.task_id:
-                    later.update(t.submitted_data)
+            # field -> value a later step of the process set (e.g. a rework round); a correction or any
+            # change made outside a process step after that takes the field out again.
+            later: dict = {}
+            for at, action, field, new, reason in changes:
+                if at <= sig.signed_at:
+                    continue
+                key = (field or "").split(".", 1)[-1]
+                if action == "update" and (reason or "").startswith(PROCESS_STEP):
+                    later[key] = new
+                else:
+                    later.pop(key, None)
             out.append((sig, signing.verify(sig, record, tasks.get(sig.task_id), later)))
         return out
 

@@ -122,10 +122,6 @@ def test_a_later_change_of_signed_data_shows_the_signature_as_no_longer_valid(lo
 
 
 @pytest.mark.urs("URS-SIG-03")
-@pytest.mark.xfail(strict=True, reason=(
-    "product regression since 85bfb13: a signature's record_data now holds only the fields the signing "
-    "task submitted (decision, comment), so the QA approval no longer binds the investigation it approves; "
-    "an edit of root_cause or title after approval leaves it valid (see test report)"))
 def test_a_later_change_of_the_approved_investigation_shows_the_approval_as_no_longer_valid(loaded_runtime, cast):
     rt = loaded_runtime
     for field in ("root_cause", "title"):
