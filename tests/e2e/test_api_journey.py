@@ -191,3 +191,23 @@ def test_each_record_shows_its_links_in_both_directions(api, loaded_runtime):
     assert [(k["kind"], k["direction"], k["record"]["number"]) for k in inc] == \
         [("related", "incoming", first["number"])]
     _utc(out[0]["created_at"])
+
+
+@pytest.mark.urs("URS-DEV-04")
+@pytest.mark.urs("URS-PLT-07")
+def test_investigation_that_needs_a_capa_raises_a_linked_capa_before_approval(api):
+    olivia, quinn, ivan = api.login("olivia"), api.login("quinn"), api.login("ivan")
+    deviation = olivia.raise_deviation()
+    record = quinn.complete(open_task(quinn.record(deviation["id"]), "triage_deviation"), triage_data()).get_json()
+    data = {k: v for k, v in INVESTIGATION.items() if k != "capa_rationale"} | {"capa_required": True}
+    resp = ivan.complete(open_task(record, "investigate_deviation"), data)
+    assert resp.status_code == 200, resp.get_json()
+    record = resp.get_json()
+    assert [t["task"] for t in record["open_tasks"]] == ["approve_investigation"]
+    links = record["links"]
+    assert [(k["kind"], k["direction"], k["record"]["process"]) for k in links] == [("raises", "outgoing", "capa")]
+    capa = quinn.record(links[0]["record"]["id"])
+    assert capa["number"] == links[0]["record"]["number"] and capa["process"] == "capa"
+    assert [(k["kind"], k["direction"], k["record"]["number"]) for k in capa["links"]] == \
+        [("raises", "incoming", deviation["number"])]
+    assert quinn.get("/records?process=capa").get_json()["total"] == 1
