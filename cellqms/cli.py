@@ -375,6 +375,10 @@ def demo(state: _State) -> None:
         click.echo(f"demo record {number} exists")
 
 
+from .cli_training import training as _training_commands  # noqa: E402 - registered after main is defined
+
+main.add_command(_training_commands)
+
 from .cli_documents import documents as _documents_commands  # noqa: E402 - registered after main is defined
 
 main.add_command(_documents_commands)

@@ -64,12 +64,12 @@ def _init_ui(app: Flask, api_blueprint) -> None:
     from flask_wtf.csrf import CSRFProtect
 
     from . import auth
-    from .pages import admin, common, documents, errors, inbox, records, tasks
+    from .pages import admin, common, documents, errors, inbox, records, tasks, training
 
     csrf = CSRFProtect(app)
     csrf.exempt(api_blueprint)  # the API authenticates every call with a bearer token, not a cookie
     auth.init_login(app)
-    for blueprint in (auth.bp, inbox.bp, records.bp, tasks.bp, admin.bp, documents.bp):
+    for blueprint in (auth.bp, inbox.bp, records.bp, tasks.bp, admin.bp, training.bp, documents.bp):
         app.register_blueprint(blueprint)
     common.init_app(app)
     errors.init_app(app)
