@@ -88,6 +88,7 @@ def test_a_critical_deviation_runs_to_closure_with_two_valid_signatures(loaded_r
         assert approval.content["record_number"] == record.number
         assert approval.content["submitted"] == APPROVE
         assert {k: approval.content["record_data"][k] for k in APPROVE} == APPROVE
+        assert approval.content["record_data"]["root_cause"] == "Door seal worn."  # the investigation approved
         assert approval.signed_at.tzinfo is not None
 
 
