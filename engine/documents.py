@@ -786,7 +786,14 @@ def open_document_approval(ctx: StepContext) -> dict:
                     new={"number": doc.number, "title": doc.title, "type": doc.doc_type,
                          "owner": doc.owner.username, "approval": record.number})
     if doc is None:
-        raise NotFound(f"There is no document '{number}' to approve a version of.")
+        if data.get("version_id") is not None or data.get("draft_file") is not None:
+            raise NotFound(f"There is no document '{number}' to approve a version of.")
+        # A change control may name a document Document Control has yet to create: the author's
+        # upload waits for it (prepare_revision says so), instead of refusing the change's approval.
+        if not record.title:
+            record.title = f"{number} (new document)"[:300]
+        return {"document_number": number, "document_title": None, "version_id": None, "version_label": None,
+                "filename": None, "sha256": None, "author": None}
     if doc.status == DocumentStatus.OBSOLETE:
         raise Conflict(f"{doc.number} is obsolete; it cannot get a new version.")
     version = None

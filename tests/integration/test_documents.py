@@ -537,3 +537,21 @@ def test_an_inline_draft_is_limited_in_size_and_a_new_document_needs_document_co
     assert too_large.value.code == "too_large"
     with rt.db.sessionmaker() as s:
         assert s.scalars(select(Document)).all() == []
+
+
+@pytest.mark.urs("URS-DOC-02")
+def test_a_revision_of_a_document_not_yet_in_the_library_waits_for_document_control(loaded_runtime, cast):
+    """A change control may name a new document: the approval opens, and the author's upload waits
+    until Document Control has created it."""
+    rt = loaded_runtime
+    record = rt.start_record(cast["ann"], "document_approval", {"document_number": "SOP-NEW-002",
+                                                                 "change_reference": "CC-9", "reason": "New SOP."})
+    task = the_task(rt, record.id, "prepare_revision")
+    with pytest.raises(NotFound):
+        library.add_revision_draft(rt, cast["ann"], task.id, "new.txt", b"New SOP")
+    library.create_document(rt, cast["dora"], "SOP-NEW-002", "New SOP", "SOP", "ann")
+    draft = library.add_revision_draft(rt, cast["ann"], task.id, "new.txt", b"New SOP")
+    rt.complete_task(task.id, cast["ann"], {"version_id": draft.id})
+    assert the_task(rt, record.id, "submit_for_review").assignee == "ann"
+    with pytest.raises(NotFound):
+        rt.start_record(cast["ann"], "document_approval", {"document_number": "SOP-NONE-001", "version_id": 1})

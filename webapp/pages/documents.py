@@ -230,8 +230,9 @@ def revision_draft(task_id: str):
         except ValidationFailed as exc:
             flash(" ".join(e["message"] for e in exc.errors), "error")
             return redirect(url_for("documents.revision_draft", task_id=task_id))
-        except (Forbidden, Conflict) as exc:
-            return error_page(exc.status, exc.message, code=exc.code)
+        except (Forbidden, Conflict, NotFound) as exc:
+            return error_page(exc.status, exc.message + (" Ask Document Control to create it first."
+                                                         if isinstance(exc, NotFound) else ""), code=exc.code)
         flash(f"Draft v{version.label} of {number} uploaded (SHA-256 {version.sha256[:12]}…); "
               "submit it for review next.", "success")
         return redirect(url_for("records.show", number=record_number))
