@@ -14,7 +14,7 @@ class Signature(Base):
     """Who signed, the printed name at that moment, the meaning, when, and the hash of what was signed."""
 
     __tablename__ = "signatures"
-    __audited__ = ("meaning", "content_sha256")
+    __audited__ = ("record_id", "task_id", "signer_id", "meaning", "content_sha256")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id"), index=True)
