@@ -143,6 +143,9 @@ class Runtime:
                 ApiToken.token_sha256 == hashlib.sha256(token.encode()).hexdigest()))
             if row is None or row.revoked or row.expires_at < utcnow() or not row.user.active:
                 raise NotAuthenticated("The API token is missing, expired or not valid.")
+            if row.user.locked_until is not None and row.user.locked_until > utcnow():
+                # A lock-out (e.g. repeated wrong signing passwords) stops every door, tokens included.
+                raise AccountLocked(_locked_message(row.user.locked_until, self.settings.lockout_minutes))
             user = row.user
             _ = user.roles
             return user
@@ -240,6 +243,11 @@ class Runtime:
 
     def create_draft_version(self, actor, key: str, data: bytes) -> ProcessVersion:
         """A process owner submits a new diagram version (API); it is parsed, checked and kept as draft."""
+        if getattr(actor, "id", None) is not None:
+            with self.db.sessionmaker() as session:
+                roles = session.get(User, actor.id).role_names
+            if not roles & {"Process Owner", "Admin"}:
+                raise Forbidden("Submitting a diagram version needs the role 'Process Owner'.", code="not_in_role")
         result = self._load_one(actor, key, data, f"{key}.bpmn", VersionStatus.DRAFT, always_new=True)
         with self.db.sessionmaker() as session:
             return session.scalar(select(ProcessVersion).join(ProcessDefinition).where(
@@ -714,8 +722,10 @@ class Runtime:
         if status:
             stmt = stmt.where(Record.status == status)
         if q:
-            like = f"%{q.lower()}%"
-            stmt = stmt.where(or_(func.lower(Record.number).like(like), func.lower(Record.title).like(like)))
+            escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            like = f"%{escaped}%"
+            stmt = stmt.where(or_(func.lower(Record.number).like(like, escape="\\"),
+                                  func.lower(Record.title).like(like, escape="\\")))
         if not (user.role_names & {"QA", "QA Head", "Auditor", "Admin"}):
             visible = [v.id for v in session.scalars(select(ProcessVersion))
                        if self.spec_info(v).roles & user.role_names]
