@@ -47,7 +47,7 @@ _STEP_KINDS = ("complete", "fire_timers", "wait")
 _STEP_KEYS = {"complete", "as", "data", "signature", "clock", "expect_error", "expect_open", "fire_timers",
               "expect_fired", "wait", "note"}
 _TOP_KEYS = {"name", "description", "urs", "users", "password", "start", "steps", "expect", "process",
-             "reload_between_steps"}
+             "reload_between_steps", "documents"}
 _DURATION = re.compile(
     r"^(?P<sign>[+-])?P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
     r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
@@ -128,6 +128,8 @@ class Scenario:
     steps: list[Step]
     expect: dict
     reload_between_steps: bool = True
+    # Controlled documents put in the library before the start: number -> {title, doc_type, owner}.
+    documents: dict = field(default_factory=dict)
 
     @property
     def test_id(self) -> str:
@@ -250,7 +252,23 @@ def load_scenario(path: Path, process: str | None = None) -> Scenario:
         description=str(raw.get("description") or "").strip(), urs=[str(u) for u in urs], users=users,
         password=password, start=start_step, steps=steps, expect=_plain(expect),
         reload_between_steps=bool(raw.get("reload_between_steps", True)),
+        documents=_documents(raw.get("documents"), users, where),
     )
+
+
+def _documents(raw, users: dict, where: str) -> dict:
+    """The `documents:` fixture: number -> {title, doc_type, owner (one of the users)}."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ScenarioFormatError(f"{where}: 'documents' maps document numbers to {{title, doc_type, owner}}")
+    out = {}
+    for number, spec in raw.items():
+        if not isinstance(spec, dict) or set(spec) - {"title", "doc_type", "owner"} or spec.get("owner") not in users:
+            raise ScenarioFormatError(f"{where}: document {number} needs title, doc_type and owner (one of the users)")
+        out[str(number)] = {"title": str(spec.get("title") or number), "doc_type": str(spec.get("doc_type") or "SOP"),
+                            "owner": spec["owner"]}
+    return out
 
 
 def discover(root: Path = SCENARIO_DIR, process: str | None = None) -> dict[str, list[Path]]:
@@ -408,6 +426,11 @@ def run_scenario(scenario: Scenario, db_url: str, *, processes_dir: Path | None 
             raise StepFailed("the diagram file changed while it was being validated; run again")
         for username, spec in scenario.users.items():
             runtime.add_user(_SYSTEM, username, spec["name"], scenario.password, spec["roles"])
+        if scenario.documents:
+            from engine.documents import create_document
+
+            for number, spec in scenario.documents.items():
+                create_document(runtime, _SYSTEM, number, spec["title"], spec["doc_type"], spec["owner"])
         record_id = _run_steps(runtime, scenario, result)
         _check_final(runtime, scenario, record_id)
         with runtime.db.sessionmaker() as session:
