@@ -82,5 +82,4 @@ def call(name: str, params: dict) -> str:
 
 def _load_builtin_operations() -> None:
     """Import the modules that register the platform's operations (once)."""
-    from . import links  # noqa: F401
-    from . import documents  # noqa: F401
+    from . import documents, links, training  # noqa: F401 - imported for their @operation registrations
