@@ -18,7 +18,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from forms import FormError, FormRegistry
 from models import (
@@ -500,28 +500,30 @@ class Runtime:
         for t in wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
             if not _is_instance(t):
                 data.update(_plain(t.data))
-        if wf.is_completed() and wf.last_task is not None:
+        completed_now = wf.is_completed()  # walks the task tree: ask once
+        if completed_now and wf.last_task is not None:
             data.update(_plain(wf.last_task.data))
         record.data = data
         self._sync_tasks(session, record, wf)
         self._sync_timers(session, record, wf)
-        if wf.is_completed() and record.status == RecordStatus.OPEN:
+        if completed_now and record.status == RecordStatus.OPEN:
             record.status = RecordStatus.CLOSED
             record.closed_at = utcnow()
         engine_state.save(session, record, live)
 
     def _sync_tasks(self, session: Session, record: Record, wf: BpmnWorkflow) -> None:
         ready = {str(t.id): t for t in wf.get_tasks(state=TaskState.READY, manual=True)}
-        open_rows = {t.id: t for t in session.scalars(select(Task).where(
-            Task.record_id == record.id, Task.status == TaskStatus.OPEN))}
-        for task_id, row in open_rows.items():
-            if task_id not in ready:
-                engine_task = wf.get_task_from_id(_uuid(task_id))
-                if engine_task is None or not engine_task.has_state(TaskState.COMPLETED):
-                    row.status = TaskStatus.CANCELLED
-        for task_id, engine_task in ready.items():
-            if task_id not in open_rows and session.get(Task, task_id) is None:
-                session.add(self._task_row(session, record, engine_task))
+        # Ids only: with a thousand open instances, loading whole rows (and their record) per step
+        # made a multi-instance task cost O(n^2) in all.
+        open_ids = set(session.scalars(select(Task.id).where(
+            Task.record_id == record.id, Task.status == TaskStatus.OPEN)))
+        for task_id in open_ids - set(ready):
+            engine_task = wf.get_task_from_id(_uuid(task_id))
+            if engine_task is None or not engine_task.has_state(TaskState.COMPLETED):
+                session.get(Task, task_id).status = TaskStatus.CANCELLED
+        for task_id in set(ready) - open_ids:
+            if session.get(Task, task_id) is None:
+                session.add(self._task_row(session, record, ready[task_id]))
 
     def _task_row(self, session: Session, record: Record, engine_task) -> Task:
         spec = engine_task.task_spec
@@ -674,6 +676,7 @@ class Runtime:
         rows = session.scalars(
             select(Task).where(Task.status == TaskStatus.OPEN, Task.role.in_(roles),
                                or_(Task.assignee.is_(None), Task.assignee == user.username))
+            .options(joinedload(Task.record).defer(Record.data))  # an inbox never needs the records' data
             .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
         ).all()
         done = completed_by(session, user, list({t.record_id for t in rows if t.segregate_from}))

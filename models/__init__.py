@@ -1,5 +1,5 @@
 """SQLAlchemy 2.x models. Imports nothing of ours: every other package builds on these tables."""
-from .attachments import Attachment as Attachment
+from .attachments import Attachment
 from .audit import AuditEntry, AuditHead, audit_event, canonical_json, set_actor, verify_chain
 from .base import Base, utcnow
 from .documents import Document, DocumentStatus, DocumentVersion, DocumentVersionStatus
@@ -10,9 +10,9 @@ from .training import TrainingKind, TrainingRecord, TrainingRequirement, Trainin
 from .users import ApiToken, Role, User, UserRole
 
 __all__ = [
-    "ApiToken", "AuditEntry", "Document", "DocumentStatus", "DocumentVersion", "DocumentVersionStatus",
-    "TrainingKind", "TrainingRecord", "TrainingRequirement", "TrainingStatus", "AuditHead", "Base", "EngineTask", "ProcessDefinition", "ProcessVersion",
-    "Record", "RecordCounter", "RecordLink", "RecordStatus", "Role", "Signature", "Task", "TaskStatus",
-    "TimerJob", "User", "UserRole", "VersionStatus", "audit_event", "canonical_json", "set_actor",
-    "utcnow", "verify_chain",
+    "ApiToken", "Attachment", "AuditEntry", "AuditHead", "Base", "Document", "DocumentStatus", "DocumentVersion",
+    "DocumentVersionStatus", "EngineTask", "ProcessDefinition", "ProcessVersion", "Record", "RecordCounter",
+    "RecordLink", "RecordStatus", "Role", "Signature", "Task", "TaskStatus", "TimerJob", "TrainingKind",
+    "TrainingRecord", "TrainingRequirement", "TrainingStatus", "User", "UserRole", "VersionStatus",
+    "audit_event", "canonical_json", "set_actor", "utcnow", "verify_chain",
 ]

@@ -183,8 +183,11 @@ def _changes(obj) -> list[tuple[str, Any, Any]]:
         if isinstance(old, dict) or isinstance(new, dict):
             old_d, new_d = old or {}, new or {}
             for key in sorted(set(old_d) | set(new_d)):
-                if plain(old_d.get(key)) != plain(new_d.get(key)):
-                    out.append((f"{name}.{key}", old_d.get(key), new_d.get(key)))
+                before, after = old_d.get(key), new_d.get(key)
+                if before is after or (type(before) is type(after) and before == after):
+                    continue  # cheap test first: most keys of a large record are untouched
+                if plain(before) != plain(after):
+                    out.append((f"{name}.{key}", before, after))
         elif plain(old) != plain(new):
             out.append((name, old, new))
     return out
