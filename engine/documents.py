@@ -627,13 +627,7 @@ def _assign_training(session: Session, runtime, version: DocumentVersion, actor)
     """URS-TRN-01: a new effective version assigns its reading to the roles that require it."""
     from . import training
 
-    assign = getattr(training, "assign_for_effective_version", None)
-    if assign is None:
-        return 0
-    try:
-        result = assign(session, runtime, version, actor=actor)
-    except TypeError:  # an older signature without `actor`
-        result = assign(session, runtime, version)
+    result = training.assign_for_effective_version(session, runtime, version, actor=actor)
     return len(result) if isinstance(result, (list, tuple, set)) else int(result or 0)
 
 

@@ -259,14 +259,8 @@ class PlatformScriptEngine(PythonScriptEngine):
     def call_service(self, task, **kwargs):
         try:
             return self.environment.call_service(task.data, **kwargs)
-        except ProcessRejected:
-            raise
-        except CellqmsError as exc:
-            # "not found" or "forbidden" inside an operation is not about the caller's request: the
-            # step cannot proceed, which is a 422 with the operation's own reason.
-            name = kwargs.get("operation_name")
-            raise ProcessRejected(f"The service operation '{name}' could not run: {exc.message}",
-                                  details=exc.details) from exc
+        except CellqmsError:
+            raise  # operations choose their refusal on purpose (not_in_role, too_large, ...)
         except Exception as exc:  # an operation's own failure, named for the person who sees it
             name = kwargs.get("operation_name")
             raise ProcessRejected(f"The service operation '{name}' failed: {exc}") from exc

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from models import ProcessDefinition, ProcessVersion, Record, RecordLink, VersionStatus
 
-from .exceptions import NotFound, ProcessRejected
+from .exceptions import ProcessRejected
 from .services import StepContext, operation
 
 
@@ -34,7 +34,9 @@ def start_linked_record(ctx: StepContext, process: str, data: dict | None = None
     version = session.scalar(select(ProcessVersion).join(ProcessDefinition).where(
         ProcessDefinition.key == process, ProcessVersion.status == VersionStatus.RELEASED))
     if version is None:
-        raise NotFound(f"There is no released process '{process}' to start from {ctx.record.number}.")
+        # The step cannot go on, through no fault of the request: 422, not 404.
+        raise ProcessRejected(f"There is no released process '{process}' to start from {ctx.record.number}.",
+                              code="process_not_released")
     if not isinstance(data, dict):
         raise ProcessRejected("start_linked_record needs `data` as a mapping of field names to values")
     payload = dict(data)

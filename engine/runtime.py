@@ -207,6 +207,14 @@ class Runtime:
             session.delete(existing[name])
             audit_event(session, "role_revoked", entity="users", entity_id=user.id, old=name, field="roles")
         session.expire(user, ["roles"])
+        # URS-TRN-01: a new role brings its required trainings; a role given up releases the open
+        # assignments no remaining role needs (completed trainings stay as history).
+        from . import training
+
+        for name in sorted(wanted - set(existing)):
+            training.assign_for_role(session, self, user, name)
+        for name in sorted(set(existing) - wanted):
+            training.release_for_role(session, user, name)
 
     def deactivate_user(self, actor, username: str, reason: str) -> None:
         with self.db.unit_of_work(actor, reason=reason) as session:

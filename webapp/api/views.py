@@ -139,7 +139,8 @@ def task_detail(rt, task: Task, refusal) -> dict:
         "signature_required": bool(task.signature_meaning),
         "signature_meaning": task.signature_meaning,
         "can_complete": refusal is None,
-        "why_not": None if refusal is None else {"code": refusal.code, "message": refusal.message},
+        "why_not": None if refusal is None else {"code": refusal.code, "message": refusal.message,
+                                                 "details": refusal.details or {}},
     }
 
 
