@@ -42,11 +42,14 @@ run: install assets demo  ## set up everything and serve the product on http://$
 
 test: test-sqlite test-postgres  ## run every test on SQLite and on PostgreSQL
 
+# Tests run in parallel on every core (pytest-xdist); each test has its own database.
+PYTEST := $(BIN)/pytest -q -n auto
+
 test-sqlite: install assets  ## run every test on SQLite
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 test-postgres: install assets  ## run every test on PostgreSQL ($(TEST_PG_URL))
-	CELLQMS_TEST_DATABASE=$(TEST_PG_URL) $(BIN)/pytest -q
+	CELLQMS_TEST_DATABASE=$(TEST_PG_URL) $(PYTEST)
 
 bench: install  ## benchmarks: platform vs bare SpiffWorkflow on SQLite and PostgreSQL (prints figures)
 	$(BIN)/python -m benchmarks.run --db both

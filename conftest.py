@@ -17,21 +17,24 @@ URS_FILE = ROOT.parent / "shared" / "URS.md"
 _results: dict[str, dict[str, str]] = defaultdict(dict)
 
 
-def _ids(item) -> list[str]:
-    return [m.args[0] for m in item.iter_markers("urs") if m.args]
+# The suite creates hundreds of accounts: same argon2id algorithm, minimal cost (see
+# signatures/credentials.py; tests/unit/signatures checks the product default stays strong).
+os.environ.setdefault("CELLQMS_PASSWORD_HASH_PROFILE", "test")
 
 
 def pytest_collection_modifyitems(session, config, items):
+    # Carried on every report, so the matrix also works when pytest-xdist runs tests in workers.
     for item in items:
-        for urs in _ids(item):
-            _results[urs].setdefault(item.nodeid, "not run")
+        for marker in item.iter_markers("urs"):
+            if marker.args:
+                item.user_properties.append(("urs", marker.args[0]))
 
 
 def pytest_runtest_logreport(report):
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        for tests in _results.values():
-            if report.nodeid in tests:
-                tests[report.nodeid] = report.outcome
+        for key, urs in report.user_properties:
+            if key == "urs":
+                _results[urs][report.nodeid] = report.outcome
 
 
 def _requirements() -> dict[str, str]:

@@ -7,6 +7,7 @@ while nothing else changes.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -16,7 +17,19 @@ from sqlalchemy.orm import Session
 
 from models import User, audit_event, utcnow
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+def _make_hasher() -> PasswordHasher:
+    """argon2id with the library's recommended parameters (RFC 9106).
+
+    CELLQMS_PASSWORD_HASH_PROFILE=test selects the same algorithm with minimal cost, for the test
+    suite only (hundreds of accounts are created there); the product never sets it.
+    """
+    if os.environ.get("CELLQMS_PASSWORD_HASH_PROFILE") == "test":
+        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    return PasswordHasher()
+
+
+_hasher = _make_hasher()
 # Compared against when the username is unknown, so timing does not reveal which accounts exist.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
