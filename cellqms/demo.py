@@ -19,11 +19,12 @@ DEMO_PASSWORD = "Demo-password-1"
 # username -> (full name, roles). One account per role; two QA accounts so that one can
 # approve what the other triaged or raised (segregation of duties).
 DEMO_USERS: dict[str, tuple[str, list[str]]] = {
-    "operator": ("Olivia Operator", ["Initiator"]),
-    "qa": ("Quinn QA", ["QA"]),
-    "qa2": ("Quentin QA", ["QA"]),
-    "investigator": ("Ivan Investigator", ["Investigator"]),
-    "qahead": ("Hannah Head", ["QA Head"]),
+    "operator": ("Olivia Operator", ["Initiator", "Action Owner", "Implementer"]),
+    "qa": ("Quinn QA", ["QA", "Reviewer"]),
+    "qa2": ("Quentin QA", ["QA", "Approver"]),
+    "investigator": ("Ivan Investigator", ["Investigator", "Impact Assessor", "Action Owner"]),
+    "qahead": ("Hannah Head", ["QA Head", "Approver"]),
+    "doccontrol": ("Dora Document-Control", ["Document Control", "Author", "Training Coordinator"]),
     "processowner": ("Paula Process-Owner", ["Process Owner"]),
     "auditor": ("Arthur Auditor", ["Auditor"]),
     "admin": ("Ada Admin", ["Admin"]),
