@@ -67,12 +67,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         lines.append("")
     untested = sorted(set(reqs) - set(_results))
     lines += ["## Requirements without a test", ""] + [f"- {u} {reqs[u]}" for u in untested]
-    out = ROOT / "test-output" / f"trace-matrix-{database}.md"
-    out.parent.mkdir(exist_ok=True)
+    out = Path(os.environ.get("CELLQMS_TRACE_DIR") or ROOT / "test-output") / f"trace-matrix-{database}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     covered = len(set(reqs) & set(_results))
     terminalreporter.write_sep("-", "URS trace matrix")
-    terminalreporter.write_line(
-        f"{covered} of {len(reqs)} requirements demonstrated by tests; matrix: {out.relative_to(ROOT)}")
+    terminalreporter.write_line(f"{covered} of {len(reqs)} requirements demonstrated by tests; matrix: {out}")
     if untested:
         terminalreporter.write_line("without a test: " + " ".join(untested))
