@@ -216,6 +216,24 @@ class Runtime:
         for name in sorted(set(existing) - wanted):
             training.release_for_role(session, user, name)
 
+    def set_timezone(self, actor, username: str, zone: str) -> None:
+        """The zone a person reads times in (URS-OPS-03); their own choice, or an administrator's."""
+        import zoneinfo
+
+        zone = (zone or "").strip()
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValidationFailed([{"path": "timezone", "message":
+                                     f"'{zone}' is not a known time zone (e.g. Europe/Berlin, America/New_York)."}]
+                                   ) from None
+        with self.db.unit_of_work(actor) as session:
+            user = self._user(session, username)
+            if getattr(actor, "id", None) is not None and actor.id != user.id:
+                if "Admin" not in session.get(User, actor.id).role_names:
+                    raise Forbidden("Only an administrator may set another person's time zone.", code="not_in_role")
+            user.timezone = zone
+
     def deactivate_user(self, actor, username: str, reason: str) -> None:
         with self.db.unit_of_work(actor, reason=reason) as session:
             self._user(session, username).active = False

@@ -11,7 +11,8 @@ from .base import Base, utcnow
 
 class User(Base):
     __tablename__ = "users"
-    __audited__ = ("username", "full_name", "active", "locked_until", "password_changed_at", "must_change_password")
+    __audited__ = ("username", "full_name", "active", "locked_until", "password_changed_at", "must_change_password",
+                   "timezone")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)

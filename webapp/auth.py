@@ -158,6 +158,20 @@ def expired():
     return render_template("auth/expired.html", minutes=current_app.config["IDLE_MINUTES"]), 401
 
 
+@bp.route("/timezone", methods=["POST"])
+@login_required
+def set_own_timezone():
+    """Choose the time zone one's pages show times in (stored times stay UTC)."""
+    zone = request.form.get("timezone") or ""
+    try:
+        call(rt().set_timezone, current_user, current_user.username, zone)
+    except ValidationFailed as exc:
+        flash(" ".join(e["message"] for e in exc.errors), "error")
+        return redirect(url_for("auth.change_password")), 303
+    flash(f"Times are now shown in {zone.strip()}.", "success")
+    return redirect(url_for("auth.change_password")), 303
+
+
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
 def change_password():

@@ -125,6 +125,18 @@ def set_roles(username: str):
     return redirect(url_for("admin.user", username=username))
 
 
+@bp.route("/users/<username>/timezone", methods=["POST"])
+@admin_required
+def set_timezone(username: str):
+    _user_or_404(username)
+    try:
+        call(rt().set_timezone, current_user, username, request.form.get("timezone") or "")
+    except ValidationFailed as exc:
+        return _user_page_error(username, {"timezone": " ".join(e["message"] for e in exc.errors)})
+    flash(f"Times are now shown to {username} in {request.form.get('timezone', '').strip()}.", "success")
+    return redirect(url_for("admin.user", username=username))
+
+
 @bp.route("/users/<username>/deactivate", methods=["POST"])
 @admin_required
 def deactivate(username: str):

@@ -166,7 +166,7 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _nav():
-        return {"nav_active": (request.blueprint or "")}
+        return {"nav_active": (request.blueprint or ""), "zone_names": zone_names}
 
 
 def _inbox_count() -> int:
