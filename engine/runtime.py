@@ -742,17 +742,34 @@ class Runtime:
 
     def search_records(self, session: Session, user: User, *, process: str | None = None,
                        status: str | None = None, q: str | None = None, page: int = 1,
-                       per_page: int = 50) -> tuple[list[Record], int]:
-        """Records the user may see, newest first, filtered (URS-REP-02)."""
+                       per_page: int = 50, number: str | None = None, created_from: dt.datetime | None = None,
+                       created_to: dt.datetime | None = None, person: str | None = None,
+                       ) -> tuple[list[Record], int]:
+        """Records the user may see, newest first, filtered (URS-REP-02).
+
+        `person` matches a user name or part of a full name of whoever raised the record or
+        completed one of its steps; `created_to` is exclusive.
+        """
         user = session.get(User, user.id)
         stmt = select(Record).join(ProcessVersion).join(ProcessDefinition)
+        if number:
+            stmt = stmt.where(func.lower(Record.number).like(f"%{_like_escape(number.lower())}%", escape="\\"))
+        if created_from:
+            stmt = stmt.where(Record.created_at >= created_from)
+        if created_to:
+            stmt = stmt.where(Record.created_at < created_to)
+        if person:
+            like = f"%{_like_escape(person.lower())}%"
+            who = select(User.id).where(or_(func.lower(User.username).like(like, escape="\\"),
+                                            func.lower(User.full_name).like(like, escape="\\")))
+            stmt = stmt.where(or_(Record.created_by_id.in_(who), Record.id.in_(
+                select(Task.record_id).where(Task.completed_by_id.in_(who)))))
         if process:
             stmt = stmt.where(ProcessDefinition.key == process)
         if status:
             stmt = stmt.where(Record.status == status)
         if q:
-            escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            like = f"%{escaped}%"
+            like = f"%{_like_escape(q.lower())}%"
             stmt = stmt.where(or_(func.lower(Record.number).like(like, escape="\\"),
                                   func.lower(Record.title).like(like, escape="\\")))
         if not (user.role_names & {"QA", "QA Head", "Auditor", "Admin"}):
@@ -778,6 +795,11 @@ def _uuid(value: str):
         return UUID(str(value))
     except ValueError:
         return None
+
+
+def _like_escape(text: str) -> str:
+    """Make % and _ in a search text literal (LIKE ... ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _is_instance(task) -> bool:

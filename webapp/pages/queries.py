@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from models import AuditEntry, ProcessDefinition, ProcessVersion, Record, Role, Task, TaskStatus, User
 
 # When a search uses filters the runtime cannot apply yet (dates, person, number), the pages
 # scan at most this many of the newest visible matches and filter them here.
-SCAN_LIMIT = 2000
 
 
 @dataclass
@@ -60,26 +59,6 @@ def open_tasks_of(session: Session, record_ids: list[str]) -> dict[str, list[Tas
                                 .order_by(Task.created_at)):
         out[task.record_id].append(task)
     return out
-
-
-def records_involving(session: Session, record_ids: list[str], person: str) -> set[str]:
-    """Of these records, those a person (user name or part of the full name) raised or completed a step of."""
-    if not record_ids:
-        return set()
-    like = f"%{person.lower()}%"
-    who = or_(func.lower(User.username).like(like), func.lower(User.full_name).like(like))
-    ids: set[str] = set()
-    for chunk in _chunks(record_ids, 500):
-        ids |= set(session.scalars(select(Record.id).join(User, Record.created_by_id == User.id)
-                                   .where(Record.id.in_(chunk), who)))
-        ids |= set(session.scalars(select(Task.record_id).join(User, Task.completed_by_id == User.id)
-                                   .where(Task.record_id.in_(chunk), who).distinct()))
-    return ids
-
-
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def process_choices(session: Session) -> list[tuple[str, str]]:

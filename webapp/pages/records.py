@@ -120,32 +120,13 @@ def index():
     status = f["status"] if f["status"] in {s.value for s in RecordStatus} else None
     since, until = _parse_date(f["from"]), _parse_date(f["to"], end=True)
     text = f["q"] or None
-    scan = bool(f["number"] or since or until or f["person"])
-    if not scan:
-        rows, total = rt().search_records(session, current_user, process=f["process"] or None, status=status,
-                                          q=text, page=page, per_page=PER_PAGE)
-        truncated = False
-    else:
-        # The runtime searches by process, status and text; dates, person and number are applied here
-        # to the newest SCAN_LIMIT visible matches (see queries.SCAN_LIMIT) until the runtime offers them.
-        rows, found = rt().search_records(session, current_user, process=f["process"] or None, status=status,
-                                          q=text, page=1, per_page=queries.SCAN_LIMIT)
-        truncated = found > len(rows)
-        if f["number"]:
-            rows = [r for r in rows if f["number"].lower() in r.number.lower()]
-        if since:
-            rows = [r for r in rows if r.created_at >= since]
-        if until:
-            rows = [r for r in rows if r.created_at < until]
-        if f["person"]:
-            involved = queries.records_involving(session, [r.id for r in rows], f["person"])
-            rows = [r for r in rows if r.id in involved]
-        total = len(rows)
-        rows = rows[(page - 1) * PER_PAGE: page * PER_PAGE]
+    rows, total = rt().search_records(session, current_user, process=f["process"] or None, status=status,
+                                      q=text, page=page, per_page=PER_PAGE, number=f["number"] or None,
+                                      created_from=since, created_to=until, person=f["person"] or None)
     open_tasks = queries.open_tasks_of(session, [r.id for r in rows])
     pages = max(1, -(-total // PER_PAGE))
     context = dict(rows=rows, total=total, page=page, pages=pages, f=f, open_tasks=open_tasks,
-                   truncated=truncated, scan_limit=queries.SCAN_LIMIT, processes=queries.process_choices(session),
+                   processes=queries.process_choices(session),
                    statuses=[s.value for s in RecordStatus], query_args={k: v for k, v in f.items() if v})
     g.page_title = "Records"
     if is_htmx():
