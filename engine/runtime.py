@@ -703,7 +703,7 @@ class Runtime:
             select(Task).where(Task.status == TaskStatus.OPEN, Task.role.in_(roles),
                                or_(Task.assignee.is_(None), Task.assignee == user.username))
             .options(joinedload(Task.record).defer(Record.data))  # an inbox never needs the records' data
-            .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
+            .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at, Task.bpmn_id, Task.id)
         ).all()
         done = completed_by(session, user, list({t.record_id for t in rows if t.segregate_from}))
         return [t for t in rows if why_not(session, user, t, done) is None]
