@@ -176,3 +176,14 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture
+def closed(loaded_runtime, cast):
+    """A deviation raised, triaged, investigated and approved with a signature: a closed record."""
+    rt = loaded_runtime
+    record = raise_deviation(rt, cast["olivia"], title="Incubator excursion")
+    triage(rt, record, cast["quinn"])
+    investigate(rt, record, cast["ivan"])
+    approve(rt, record, cast["quentin"])
+    return record

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from models import AuditEntry, Record, Task, TaskStatus
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import approve, investigate, open_task, raise_deviation, triage
+from tests.e2e.conftest import investigate, open_task, raise_deviation, triage
 
 INVESTIGATION = {"root_cause": "Door seal worn", "product_impact": "None: viability 94 %",
                  "patient_impact": "None", "capa_rationale": "Seal replaced; isolated event."}
@@ -17,16 +17,6 @@ def completed_task(rt, record, bpmn_id):
     with rt.db.sessionmaker() as s:
         return s.scalars(select(Task).where(Task.record_id == record.id, Task.bpmn_id == bpmn_id,
                                             Task.status == TaskStatus.COMPLETED)).first()
-
-
-@pytest.fixture
-def closed(loaded_runtime, cast):
-    rt = loaded_runtime
-    record = raise_deviation(rt, cast["olivia"], title="Incubator excursion")
-    triage(rt, record, cast["quinn"])
-    investigate(rt, record, cast["ivan"])
-    approve(rt, record, cast["quentin"])
-    return record
 
 
 @pytest.mark.urs("URS-AUD-01")

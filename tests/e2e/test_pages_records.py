@@ -10,18 +10,8 @@ import pytest
 from sqlalchemy import update
 
 from models import Record, RecordLink
-from tests.e2e.conftest import approve, investigate, raise_deviation, triage
+from tests.e2e.conftest import raise_deviation, triage
 from tests.e2e.test_pages_inbox import count_queries
-
-
-@pytest.fixture
-def closed(loaded_runtime, cast):
-    rt = loaded_runtime
-    record = raise_deviation(rt, cast["olivia"], title="Incubator excursion")
-    triage(rt, record, cast["quinn"])
-    investigate(rt, record, cast["ivan"])
-    approve(rt, record, cast["quentin"])
-    return record
 
 
 @pytest.mark.urs("URS-SIG-02")
