@@ -5,6 +5,7 @@ No mocks: every test drives the real runtime on SQLite or PostgreSQL (CELLQMS_TE
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
@@ -146,6 +147,8 @@ def live_server(loaded_runtime, cast):
 @pytest.fixture(scope="session")
 def chromium():
     if not CHROMIUM.exists():
+        if os.environ.get("CI"):  # .ci/run installs chromium: its absence there is a broken install step
+            pytest.fail("Debian's chromium is missing at /usr/bin/chromium under CI", pytrace=False)
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium); "
                     "the browser tests need it")
     from playwright.sync_api import sync_playwright
@@ -169,6 +172,33 @@ def browser_context(chromium):
     context.on("page", on_page)
     yield context
     context.close()
+
+
+# ----------------------------------------------------------------------------- browser helpers
+
+def log_in(page, base: str, username: str, password: str = PASSWORD):
+    page.goto(base + "/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_load_state("domcontentloaded")
+
+
+def log_out(page):
+    page.click("text=Log out")
+    page.wait_for_url(re.compile(r".*/login$"))
+
+
+EXPECTED_STATUSES = ("400", "401", "403", "409", "423")  # pages that answer a refused form with its status
+
+
+def no_console_errors(context):
+    """CSP violations, script errors and missing assets show up in the console; the pages must have none.
+    The browser also logs the statuses of pages that refuse a form on purpose (400, 401, 403 ...)."""
+    errors = [e for e in context.console_errors
+              if not (e.startswith("Failed to load resource") and any(f"status of {s}" in e
+                                                                       for s in EXPECTED_STATUSES))]
+    assert errors == [], errors
 
 
 def screenshot(page, name: str) -> Path:

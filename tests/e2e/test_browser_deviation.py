@@ -16,37 +16,13 @@ from sqlalchemy import func, select, update
 
 from models import Record, Signature, Task, TaskStatus, User
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import SCREENSHOTS, investigate, open_task, raise_deviation, screenshot, triage
+from tests.e2e.conftest import (SCREENSHOTS, investigate, log_in, log_out, no_console_errors, open_task,
+                               raise_deviation, screenshot, triage)
 
 pytestmark = pytest.mark.browser
 
 NINA_FIRST = "Welcome-2026-nina"
 NINA = "Nina-own-Password-1"
-
-
-def log_in(page, base: str, username: str, password: str = PASSWORD):
-    page.goto(base + "/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("form.stack button[type=submit]")
-    page.wait_for_load_state("domcontentloaded")
-
-
-def log_out(page):
-    page.click("text=Log out")
-    page.wait_for_url(re.compile(r".*/login$"))
-
-
-EXPECTED_STATUSES = ("400", "401", "403", "409", "423")  # pages that answer a refused form with its status
-
-
-def no_console_errors(context):
-    """CSP violations, script errors and missing assets show up in the console; the pages must have none.
-    The browser also logs the statuses of pages that refuse a form on purpose (400, 401, 403 ...)."""
-    errors = [e for e in context.console_errors
-              if not (e.startswith("Failed to load resource") and any(f"status of {s}" in e
-                                                                       for s in EXPECTED_STATUSES))]
-    assert errors == [], errors
 
 
 @pytest.mark.urs("URS-DEV-01")
