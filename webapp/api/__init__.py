@@ -6,6 +6,6 @@ request, calls one runtime method and maps the runtime's exceptions to the error
 from .base import api_blueprint
 
 # Importing the modules registers their routes and handlers on the blueprint.
-from . import audit, auth, batches, errors, meta, processes, records, tasks  # noqa: E402,F401  isort: skip
+from . import audit, auth, batches, documents, errors, meta, processes, records, tasks  # noqa: E402,F401  isort: skip
 
 __all__ = ["api_blueprint"]

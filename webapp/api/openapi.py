@@ -42,6 +42,8 @@ def _query_param(name: str, description: str, schema: dict) -> dict:
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
+_DOC_VERSION_STATUSES = ["draft", "in_review", "approved", "effective", "superseded", "obsolete"]
+
 _SCHEMAS: dict[str, dict] = {
     "Error": {
         "type": "object",
@@ -284,6 +286,94 @@ _SCHEMAS: dict[str, dict] = {
         },
         "required": ["ok", "entries"],
     },
+    "DocumentVersionRef": {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "examples": ["2.0"]},
+            "status": {"type": "string", "enum": _DOC_VERSION_STATUSES},
+        },
+        "required": ["label", "status"],
+    },
+    "DocumentSummary": {
+        "type": "object",
+        "description": "A controlled document as the caller may see it (URS-DOC-01, URS-DOC-03).",
+        "properties": {
+            "number": {"type": "string", "examples": ["SOP-QA-001"]},
+            "title": {"type": "string"},
+            "type": {"type": "string", "examples": ["SOP"]},
+            "owner": {"type": "string", "description": "Username."},
+            "owner_name": {"type": "string"},
+            "status": {"type": "string", "enum": ["active", "obsolete"]},
+            "obsolete_reason": _nullable("string"),
+            "review_interval_months": {"type": "integer", "minimum": 1, "maximum": 120},
+            "current_version": _nullable("string", description="Label of the effective version, if any."),
+            "effective_date": _TIMESTAMP_OR_NULL,
+            "next_review_due": _TIMESTAMP_OR_NULL,
+            "created_at": _TIMESTAMP,
+        },
+        "required": ["number", "title", "type", "owner", "status", "review_interval_months", "current_version",
+                     "next_review_due"],
+    },
+    "DocumentListItem": {
+        "allOf": [
+            _ref("DocumentSummary"),
+            {"type": "object",
+             "properties": {"versions": {"type": "array", "items": _ref("DocumentVersionRef"),
+                                         "description": "The versions the caller may see, oldest first."}},
+             "required": ["versions"]},
+        ],
+    },
+    "DocumentList": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": _ref("DocumentListItem")},
+            "page": {"type": "integer", "minimum": 1},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": 200},
+            "total": {"type": "integer", "minimum": 0},
+        },
+        "required": ["items", "page", "per_page", "total"],
+    },
+    "DocumentRecordRef": {
+        "type": ["object", "null"],
+        "properties": {"id": {"type": "string"}, "number": {"type": "string"}, "status": {"type": "string"}},
+        "required": ["id", "number", "status"],
+    },
+    "DocumentVersion": {
+        "type": "object",
+        "description": "One version with its file's SHA-256 taken at upload (checked again at every download).",
+        "properties": {
+            "document": {"type": "string", "description": "The document number."},
+            "label": {"type": "string", "examples": ["2.0"]},
+            "major": {"type": "integer"},
+            "minor": {"type": "integer"},
+            "status": {"type": "string", "enum": _DOC_VERSION_STATUSES},
+            "filename": {"type": "string"},
+            "content_type": {"type": "string"},
+            "size": {"type": "integer", "minimum": 1},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "change_summary": {"type": "string"},
+            "effective_date": _TIMESTAMP_OR_NULL,
+            "effective_at": _TIMESTAMP_OR_NULL,
+            "superseded_at": _TIMESTAMP_OR_NULL,
+            "next_review_due": _TIMESTAMP_OR_NULL,
+            "created_by": _nullable("string", description="Username of the uploader (null for a legacy import)."),
+            "created_at": _TIMESTAMP,
+            "approval_record": _ref("DocumentRecordRef"),
+            "change_record": _ref("DocumentRecordRef"),
+            "controlled_copy_url": {"type": "string"},
+        },
+        "required": ["document", "label", "status", "filename", "size", "sha256", "effective_date",
+                     "superseded_at"],
+    },
+    "Document": {
+        "allOf": [
+            _ref("DocumentSummary"),
+            {"type": "object",
+             "properties": {"versions": {"type": "array", "items": _ref("DocumentVersion"),
+                                         "description": "The versions the caller may see, oldest first."}},
+             "required": ["versions"]},
+        ],
+    },
 }
 _SCHEMAS.update(copy.deepcopy(REQUEST_SCHEMAS))
 
@@ -331,6 +421,7 @@ _VERSION = _path_param("version", "Diagram version number.", {"type": "integer",
 _RECORD_ID = _path_param("record_id", "Record id, or its number (e.g. DEV-2026-0001).")
 _TASK_ID = _path_param("task_id", "Task id.")
 _COI = _path_param("coi", "Chain-of-identity identifier of the batch.")
+_DOC_NUMBER = _path_param("number", "Document number, e.g. SOP-QA-001.")
 
 _PATHS = {
     "/tokens": {
@@ -469,6 +560,106 @@ _PATHS = {
         }, tags=["batches"], parameters=[_COI],
             description="Chain of identity is roadmap item 6; until then this answers 501 `not_implemented`."),
     },
+    "/documents": {
+        "get": _op("listDocuments", "The document library rows the caller may see", {
+            "200": _json(_ref("DocumentList"), "One page, by document number."),
+            "400": _resp("BadRequest"),
+        }, tags=["documents"], parameters=[
+            _query_param("q", "Text in the number or title (case-insensitive).", {"type": "string"}),
+            _query_param("type", "Document type, exactly (e.g. SOP).", {"type": "string"}),
+            _query_param("status", "Documents in use (default), the archive of obsolete ones, or both. Only "
+                         "Document Control and QA see obsolete documents; others get none.",
+                         {"type": "string", "enum": ["active", "obsolete", "all"], "default": "active"}),
+            _query_param("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "default": 1}),
+            _query_param("per_page", "Documents per page.", {"type": "integer", "minimum": 1, "maximum": 200,
+                                                             "default": 50}),
+        ], description="URS-DOC-03: Document Control and QA see every document and version; everyone else "
+                       "sees active documents with an effective version, and only that version (plus drafts "
+                       "they uploaded or work on in an open approval)."),
+        "post": _op("createDocument", "Create a controlled document (role Document Control)", {
+            "201": _json(_ref("Document"), "The new document, without versions yet."),
+            "400": _resp("BadRequest"),
+            "403": _resp("Forbidden"),
+            "409": _json(_ref("Error"), "The number exists already; numbers are never reused (`conflict`)."),
+            "415": _resp("UnsupportedMediaType"),
+        }, tags=["documents"], body=_JSON_BODY("CreateDocumentRequest", "The document's fields."),
+            description="Audited (`document_created`). Every problem with the fields is answered at once in "
+                        "details.errors."),
+    },
+    "/documents/{number}": {
+        "get": _op("getDocument", "A document with the versions the caller may see", {
+            "200": _json(_ref("Document"), "The document."),
+            "404": _resp("NotFound"),
+        }, tags=["documents"], parameters=[_DOC_NUMBER]),
+    },
+    "/documents/{number}/versions": {
+        "post": _op("uploadDocumentDraft", "Upload a new draft version (role Document Control)", {
+            "201": _json(_ref("DocumentVersion"), "The new draft version."),
+            "400": _resp("BadRequest"),
+            "403": _resp("Forbidden"),
+            "404": _resp("NotFound"),
+            "409": _json(_ref("Error"), "The document is obsolete (`conflict`)."),
+            "413": _json(_ref("Error"), "The file is above the upload limit (`too_large`, details.limit_bytes)."),
+            "415": _json(_ref("Error"), "Not sent as multipart/form-data (`unsupported_media_type`), or a file "
+                                        "type that is refused by name or content (`unsupported_type`, "
+                                        "details.allowed_extensions)."),
+        }, tags=["documents"], parameters=[_DOC_NUMBER],
+            body={"required": True, "description": "The file and how to number it.",
+                  "content": {"multipart/form-data": {"schema": {
+                      "type": "object",
+                      "properties": {
+                          "file": {"type": "string", "contentMediaType": "application/octet-stream",
+                                   "description": "PDF, PNG, JPG, TXT, CSV, XLSX or DOCX; checked by name and "
+                                                  "first bytes."},
+                          "change": {"type": "string", "enum": ["major", "minor"], "default": "major",
+                                     "description": "Next major (N+1.0) or next minor (N.m+1) version."},
+                          "change_summary": {"type": "string", "description": "What changed."},
+                      },
+                      "required": ["file"]}}}},
+            description="Stored with its SHA-256 and audited (`document_version_added`); nothing is stored "
+                        "when the file is refused."),
+    },
+    "/documents/{number}/versions/{label}/file": {
+        "get": _op("getDocumentFile", "The controlled copy of a version, or its original file", {
+            "200": {"description": "`application/pdf`: the controlled copy (a PDF stamped on every page, or "
+                                   "a cover page for other files; header X-Controlled-Copy carries the stamp). "
+                                   "With original=1: the file as uploaded in its own content type, its SHA-256 "
+                                   "in X-Content-SHA256. Always `Content-Disposition: attachment`.",
+                    "content": {"application/pdf": {"schema": {"type": "string",
+                                                               "contentMediaType": "application/pdf"}},
+                                "application/octet-stream": {"schema": {"type": "string"}}}},
+            "400": _resp("BadRequest"),
+            "403": _json(_ref("Error"), "original=1 by a caller without the role Document Control "
+                                        "(`not_in_role`)."),
+            "404": _resp("NotFound"),
+            "500": _json(_ref("Error"), "The stored file no longer matches its SHA-256 (`integrity_error`); "
+                                        "it is not served."),
+        }, tags=["documents"], parameters=[
+            _DOC_NUMBER, _path_param("label", "Version label, e.g. 2.0."),
+            _query_param("original", "1 for the original file (Document Control only).",
+                         {"type": "string", "enum": ["0", "1", "true", "false"]}),
+        ], description="Each controlled copy issued is audited (`controlled_copy_issued`)."),
+    },
+    "/documents/{number}/obsolete": {
+        "post": _op("obsoleteDocument", "Make a document obsolete with a reason (role Document Control)", {
+            "200": _json(_ref("Document"), "The document, now obsolete and archived."),
+            "400": _resp("BadRequest"),
+            "403": _resp("Forbidden"),
+            "404": _resp("NotFound"),
+            "409": _json(_ref("Error"), "The document is obsolete already (`conflict`)."),
+            "415": _resp("UnsupportedMediaType"),
+        }, tags=["documents"], parameters=[_DOC_NUMBER],
+            body=_JSON_BODY("ObsoleteDocumentRequest", "The reason."),
+            description="Withdraws its effective, approved, in-review and draft versions; nothing is deleted "
+                        "(URS-AUD-04). Audited (`document_obsoleted`) with the reason."),
+    },
+    "/documents/{number}/audit": {
+        "get": _op("getDocumentAudit", "The audit trail of a document and its versions (Document Control, QA)", {
+            "200": _json({"type": "array", "items": _ref("AuditEntry")}, "Audit entries, oldest first."),
+            "403": _resp("Forbidden"),
+            "404": _resp("NotFound"),
+        }, tags=["documents", "audit"], parameters=[_DOC_NUMBER]),
+    },
 }
 
 
@@ -491,7 +682,7 @@ OPENAPI: dict = {
     },
     "servers": [{"url": "/api/v1"}],
     "security": [{"bearerAuth": []}],
-    "tags": [{"name": n} for n in ("auth", "processes", "records", "tasks", "audit", "batches", "meta")],
+    "tags": [{"name": n} for n in ("auth", "processes", "records", "tasks", "audit", "documents", "batches", "meta")],
     "paths": _PATHS,
     "components": {
         "schemas": _SCHEMAS,

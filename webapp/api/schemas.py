@@ -57,4 +57,30 @@ REQUEST_SCHEMAS: dict[str, dict] = {
         },
         "required": ["test", "value", "unit", "sample_id", "performed_at"],
     },
+    "CreateDocumentRequest": {
+        "type": "object",
+        "description": "A new controlled document (URS-DOC-01); the engine checks the values "
+                       "(engine.documents.document_problems) and answers every problem at once.",
+        "properties": {
+            "number": {"type": "string",
+                       "description": "2-64 capital letters, digits, '.', '-', '_', e.g. SOP-QA-001; never reused."},
+            "title": {"type": "string", "description": "At most 300 characters."},
+            "type": {"type": "string", "description": "At most 64 characters.",
+                     "examples": ["SOP", "Specification", "Test method"]},
+            "owner": {"type": "string", "description": "Username of an active user."},
+            "review_interval_months": {"type": "integer", "default": 24,
+                                       "description": "Periodic review interval, 1 to 120 months."},
+        },
+        "required": ["number", "title", "type", "owner"],
+        "additionalProperties": False,
+    },
+    "ObsoleteDocumentRequest": {
+        "type": "object",
+        "properties": {
+            "reason": {"type": "string", "maxLength": 10000,
+                       "description": "Why the document is withdrawn (mandatory; kept in the audit trail)."},
+        },
+        "required": ["reason"],
+        "additionalProperties": False,
+    },
 }
