@@ -40,6 +40,7 @@ from models.migrate import upgrade
 
 SCENARIO_DIR = Path(__file__).resolve().parent
 DEFAULT_PASSWORD = "Scenario-password-1"
+SYSTEM = "system"  # start: {as: system} starts a process the way a sweep or an assignment does
 MAX_WAIT_SECONDS = 10.0
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
@@ -231,8 +232,9 @@ def load_scenario(path: Path, process: str | None = None) -> Scenario:
     password = str(raw.get("password") or DEFAULT_PASSWORD)
     users = _users(raw.get("users"), where)
     start = raw.get("start")
-    if not isinstance(start, dict) or start.get("as") not in users:
-        raise ScenarioFormatError(f"{where}: 'start' needs 'as' (one of the users) and 'data'")
+    if not isinstance(start, dict) or (start.get("as") not in users and start.get("as") != SYSTEM):
+        raise ScenarioFormatError(f"{where}: 'start' needs 'as' (one of the users, or '{SYSTEM}' for a "
+                                  "process the system starts) and 'data'")
     start_step = Step(kind="start", index=0, actor=start["as"], data=_plain(start.get("data") or {}),
                       expect_open=_expect_open(start.get("expect_open"), f"{where}: start"),
                       clock=_duration(start["clock"], f"{where}: start") if start.get("clock") else None)
@@ -479,7 +481,10 @@ def _run_steps(runtime: Runtime, scenario: Scenario, result: ScenarioResult) -> 
     start = scenario.start
     runtime.clock.offset = start.clock or dt.timedelta(0)
     try:
-        record = runtime.start_record(users[start.actor], scenario.process, start.data)
+        if start.actor == SYSTEM:
+            record = runtime.start_record_by_system(scenario.process, start.data)
+        else:
+            record = runtime.start_record(users[start.actor], scenario.process, start.data)
     except CellqmsError as exc:
         raise StepFailed(f"start as {start.actor} failed: {exc.code}: {exc.message}") from exc
     finally:

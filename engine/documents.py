@@ -671,7 +671,7 @@ def start_due_periodic_reviews(runtime) -> list[str]:
                     "review_due": version.next_review_due.isoformat(timespec="seconds"),
                     "review_interval_months": doc.review_interval_months,
                 }
-                record = runtime.start_record_in(session, None, process, data, check_role=False)
+                record = runtime.start_record_in(session, None, process, data)
                 audit_event(session, "periodic_review_started", record_id=record.id, entity="document_versions",
                             entity_id=version.id, new={"document": doc.number, "version": version.label,
                                                        "review": record.number, "due": version.next_review_due})

@@ -42,6 +42,6 @@ def start_linked_record(ctx: StepContext, process: str, data: dict | None = None
     payload = dict(data)
     if title and "title" not in payload:
         payload["title"] = title
-    target = ctx.runtime.start_record_in(session, ctx.actor, version, payload, check_role=False)
+    target = ctx.runtime.start_record_in(session, ctx.actor, version, payload)
     link_records(session, ctx.record, target, link)
     return {"id": target.id, "number": target.number}

@@ -139,6 +139,9 @@ def parse_diagram(data: bytes, *, filename: str = "upload.bpmn", expected_proces
     start_event = start_events[0] if start_events else None
     props = _properties(start_event)
     prefix = props.get("recordPrefix") or process_id[:3].upper()
+    if str(props.get("manualStart", "true")).strip().lower() not in ("true", "false"):
+        raise ProcessRejected(f"{filename}: the start event's property manualStart must be 'true' or 'false', "
+                              f"not '{props.get('manualStart')}'.", code="invalid_bpmn")
     for ts in user_tasks:
         if not _properties(ts).get("formJsonSchemaFilename"):
             raise ProcessRejected(f"{filename}: user task '{ts.name}' names no form "
@@ -170,3 +173,10 @@ def _properties(task_spec) -> dict:
 
 
 properties = _properties
+
+
+def manual_start(start_properties: dict) -> bool:
+    """Whether a person may start the process by hand (start page, API). A start event with the
+    property ``manualStart`` = ``false`` is started only by the system: a linked record, a training
+    assignment, a review sweep. The default is true."""
+    return str(start_properties.get("manualStart", "true")).strip().lower() != "false"

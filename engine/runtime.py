@@ -60,7 +60,7 @@ from .exceptions import (
     WrongPassword,
 )
 from .expressions import Clock, evaluate, make_script_engine, parse_datetime
-from .parser import ParsedDiagram, parse_diagram, properties
+from .parser import ParsedDiagram, manual_start, parse_diagram, properties
 from .permissions import CREATOR, can_see_record, completed_by, why_not
 from .settings import Settings
 
@@ -91,6 +91,11 @@ class SpecInfo:
     roles: set
     start_properties: dict
     start_lane: str | None
+
+    @property
+    def manual_start(self) -> bool:
+        """False when only the system starts the process (start event property manualStart=false)."""
+        return manual_start(self.start_properties)
 
 
 class Runtime:
@@ -356,20 +361,42 @@ class Runtime:
             data["title"] = title
         with self.db.unit_of_work(user) as session:
             user = session.get(User, user.id)
-            version = session.scalar(select(ProcessVersion).join(ProcessDefinition).where(
-                ProcessDefinition.key == process_key, ProcessVersion.status == VersionStatus.RELEASED))
-            if version is None:
-                raise NotFound(f"There is no released process '{process_key}'.")
+            version = self.released_version(session, process_key)
+            self.check_may_start(user, version)
             return self.start_record_in(session, user, version, data)
 
-    def start_record_in(self, session: Session, user: User | None, version: ProcessVersion, data: dict,
-                        check_role: bool = True) -> Record:
-        """Start a record inside an open unit of work (also used by linked-record service tasks)."""
+    def check_may_start(self, user: User, version: ProcessVersion) -> None:
+        """Raise Forbidden unless this person may start the process by hand: the diagram allows a
+        manual start (manualStart is not false) and the person holds the start lane's role."""
+        info = self.spec_info(version)
+        if not info.manual_start:
+            raise Forbidden(f"A {version.definition.name} is started by the system, not by hand "
+                            "(the diagram's start event sets manualStart to false).", code="not_startable")
+        if info.start_lane and info.start_lane not in user.role_names:
+            raise Forbidden(f"Starting a {version.definition.name} needs the role '{info.start_lane}', "
+                            "which you do not hold.", code="not_in_role")
+
+    def start_record_by_system(self, process_key: str, data: dict) -> Record:
+        """Start the released version of a process as the system account, as a sweep or an assignment
+        does: no person, so no role check and manualStart does not apply."""
+        with self.db.unit_of_work(None) as session:
+            return self.start_record_in(session, None, self.released_version(session, process_key),
+                                        dict(data or {}))
+
+    @staticmethod
+    def released_version(session: Session, process_key: str) -> ProcessVersion:
+        """The released version of a process, or NotFound."""
+        version = session.scalar(select(ProcessVersion).join(ProcessDefinition).where(
+            ProcessDefinition.key == process_key, ProcessVersion.status == VersionStatus.RELEASED))
+        if version is None:
+            raise NotFound(f"There is no released process '{process_key}'.")
+        return version
+
+    def start_record_in(self, session: Session, user: User | None, version: ProcessVersion, data: dict) -> Record:
+        """Start a record inside an open unit of work. The callers decide who may start it: a person
+        through start_record (check_may_start), the system through links, assignments and sweeps."""
         user = user if user is not None and user.id is not None else self._system_user(session)
         info = self.spec_info(version)
-        if check_role and info.start_lane and info.start_lane not in user.role_names:
-            raise Forbidden(f"Starting a {version.definition.name} needs the role '{info.start_lane}'.",
-                            code="not_in_role")
         form = info.start_properties.get("formJsonSchemaFilename")
         self._validate(form, data)
         number = self._next_number(session, version.definition.record_prefix)

@@ -411,7 +411,7 @@ def _start_acknowledgement(session: Session, runtime, user: User, record: Traini
         "training_record_id": record.id,
         "due_at": record.due_at.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    started = runtime.start_record_in(session, actor, ack_version, data, check_role=False)
+    started = runtime.start_record_in(session, actor, ack_version, data)
     record.record_id = started.id
     audit_event(session, "training_assigned", record_id=started.id, entity="training_records", entity_id=record.id,
                 new={"trainee": user.username, "code": record.code, "kind": record.kind.value,

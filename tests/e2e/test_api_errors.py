@@ -24,6 +24,15 @@ def test_start_form_data_that_fails_its_schema_is_refused_with_field_paths(api):
     assert api.login("quinn").get("/records").get_json()["total"] == 0  # nothing was created
 
 
+@pytest.mark.urs("URS-SEC-02")
+def test_a_process_the_system_starts_is_refused_by_hand_with_403_not_startable(api):
+    max_ = api.login("max")
+    resp = max_.post("/records", {"process": "training_acknowledgement", "data": {"title": "Self-made"}})
+    err = assert_error(resp, 403, "not_startable")
+    assert "started by the system" in err["message"]
+    assert api.login("quinn").get("/records").get_json()["total"] == 0
+
+
 @pytest.mark.urs("URS-PLT-03")
 def test_task_form_data_that_fails_its_schema_is_refused_and_the_task_stays_open(api):
     olivia, quinn = api.login("olivia"), api.login("quinn")

@@ -78,3 +78,18 @@ def test_a_record_is_raised_and_local_time_is_stored_in_utc(as_user, loaded_runt
     page = c.get(resp.headers["Location"]).get_data(as_text=True)
     assert f"{number} was raised" in page
     assert "2026-11-20 09:30 CET" in page  # shown back in the user's zone
+
+
+@pytest.mark.urs("URS-TRN-02")
+@pytest.mark.urs("URS-SEC-02")
+def test_a_process_the_system_starts_is_not_offered_and_cannot_be_started_by_hand(as_user, loaded_runtime):
+    """training_acknowledgement sets manualStart=false: neither the page nor a hand-made POST starts it."""
+    client = as_user("max")  # holds Employee, the lane of the acknowledgement's start event
+    html = client.get("/start").get_data(as_text=True)
+    assert 'href="/start/deviation"' in html and 'href="/start/training_acknowledgement"' not in html
+    resp = client.get("/start/training_acknowledgement")
+    assert resp.status_code == 403 and "is started by the system, not by hand" in resp.get_data(as_text=True)
+    resp = client.post("/start/training_acknowledgement", data={"title": "Self-made", "trainee": "max"})
+    assert resp.status_code == 403
+    with loaded_runtime.db.sessionmaker() as session:
+        assert session.scalars(select(Record)).all() == []

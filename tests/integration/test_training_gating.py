@@ -9,7 +9,7 @@ database (SQLite or PostgreSQL, see tests/conftest.py).
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine import training
 from engine.exceptions import CellqmsError, Forbidden
@@ -204,13 +204,33 @@ def test_only_the_trainee_can_acknowledge_and_only_with_the_box_ticked_and_a_sig
 
 @pytest.mark.urs("URS-TRN-02")
 @pytest.mark.urs("URS-SEC-02")
-def test_an_acknowledgement_started_by_hand_credits_no_training(rt, people, sop):
+def test_an_acknowledgement_cannot_be_started_by_hand(rt, people, sop):
+    """The diagram's start event sets manualStart=false: only an assignment starts it, so nobody can
+    make up an acknowledgement for somebody else's training record."""
     make_effective(rt, major=1)
     (otis_training,) = training_records(rt, "otis")
-    # olga starts an acknowledgement herself, pointing at otis's training record.
-    record = rt.start_record(people["olga"], training.TRAINING_PROCESS, {
-        "title": "Self-made", "trainee": "olga", "kind": "document", "code": GATED_CODE, "version_label": "1.0",
-        "training_title": "Aseptic gowning", "training_record_id": otis_training.id,
+    with rt.db.sessionmaker() as session:
+        before = session.scalar(select(func.count()).select_from(Record))
+    with pytest.raises(Forbidden) as caught:
+        rt.start_record(people["olga"], training.TRAINING_PROCESS, {
+            "title": "Self-made", "trainee": "olga", "kind": "document", "code": GATED_CODE,
+            "version_label": "1.0", "training_title": "Aseptic gowning",
+            "training_record_id": otis_training.id, "due_at": "2030-01-01T00:00:00+00:00"})
+    assert caught.value.code == "not_startable"
+    assert "started by the system" in caught.value.message
+    with rt.db.sessionmaker() as session:
+        assert session.scalar(select(func.count()).select_from(Record)) == before
+    assert [t.status for t in training_records(rt, "otis")] == [TrainingStatus.ASSIGNED]
+
+
+@pytest.mark.urs("URS-TRN-02")
+def test_an_acknowledgement_started_by_the_system_without_an_assignment_credits_no_training(rt, people, sop):
+    """Defence in depth: a record that names somebody else's training record credits nothing."""
+    make_effective(rt, major=1)
+    (otis_training,) = training_records(rt, "otis")
+    record = rt.start_record_by_system(training.TRAINING_PROCESS, {
+        "title": "Not an assignment", "trainee": "olga", "kind": "document", "code": GATED_CODE,
+        "version_label": "1.0", "training_title": "Aseptic gowning", "training_record_id": otis_training.id,
         "due_at": "2030-01-01T00:00:00+00:00"})
     (task,) = [t for t in ack_tasks(rt, "olga") if t.record_id == record.id]
     closed = rt.complete_task(task.id, people["olga"], {"read_and_understood": True},
@@ -218,7 +238,6 @@ def test_an_acknowledgement_started_by_hand_credits_no_training(rt, people, sop)
     assert closed.status == RecordStatus.CLOSED
     assert closed.data["training_completion"]["credited"] is False
     assert [t.status for t in training_records(rt, "otis")] == [TrainingStatus.ASSIGNED]
-    assert [t.status for t in training_records(rt, "olga")] == [TrainingStatus.ASSIGNED]
     assert missing(rt, "olga")[0]["code"] == GATED_CODE
     with rt.db.sessionmaker() as session:
         assert session.scalar(select(AuditEntry.action).where(

@@ -18,7 +18,7 @@ from flask_login import current_user, login_required
 
 from engine import attachments as attach
 from engine import corrections
-from engine.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
+from engine.exceptions import Conflict, ValidationFailed
 from models import RecordStatus, TaskStatus
 from webapp.forms_render import initial_raw, parse_form, raw_from_data, render_data
 
@@ -34,11 +34,13 @@ PER_PAGE = 25
 # ----------------------------------------------------------------------------- start
 
 def _startable(session, user):
-    """Released processes and whether the user may start each (the start lane's role)."""
+    """Released processes a person may start by hand, and whether this user may start each
+    (the start lane's role). Processes the system starts (manualStart=false) are not listed."""
     out = []
     for version in rt().released_versions(session):
-        lane = rt().spec_info(version).start_lane
-        out.append((version, lane, lane is None or lane in user.role_names))
+        info = rt().spec_info(version)
+        if info.manual_start:
+            out.append((version, info.start_lane, info.start_lane is None or info.start_lane in user.role_names))
     return out
 
 
@@ -53,19 +55,14 @@ def start_list():
 
 
 def _start_form(key: str):
-    session = db()
-    user = me()
-    for version, lane, allowed in _startable(session, user):
-        if version.definition.key == key:
-            if not allowed:
-                raise Forbidden(f"Starting a {version.definition.name} needs the role '{lane}', "
-                                "which you do not hold.", code="not_in_role")
-            props = rt().spec_info(version).start_properties
-            form = props.get("formJsonSchemaFilename")
-            schema = rt().forms.schema(form) if form else {"type": "object", "properties": {}}
-            ui = rt().forms.ui_schema(props.get("formUiSchemaFilename")) if form else {}
-            return version, schema, ui
-    raise NotFound(f"There is no released process '{key}'.")
+    """The released version and its start form, once the runtime agrees this user may start it."""
+    version = rt().released_version(db(), key)
+    rt().check_may_start(me(), version)
+    props = rt().spec_info(version).start_properties
+    form = props.get("formJsonSchemaFilename")
+    schema = rt().forms.schema(form) if form else {"type": "object", "properties": {}}
+    ui = rt().forms.ui_schema(props.get("formUiSchemaFilename")) if form else {}
+    return version, schema, ui
 
 
 @bp.route("/start/<key>", methods=["GET", "POST"])
