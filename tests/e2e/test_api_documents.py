@@ -376,3 +376,34 @@ def test_every_document_route_needs_a_token(sop, api, method, path, loaded_runti
     resp = getattr(api.anonymous, method)(API + path)
     assert_error(resp, 401, "not_authenticated")
     assert audit_actions(loaded_runtime, "controlled_copy_issued") == []
+
+
+@pytest.mark.urs("URS-DOC-03")
+@pytest.mark.urs("URS-DOC-02")
+def test_an_uploaded_draft_goes_into_approval_and_its_workers_see_it(sop, dora, mia, api, loaded_runtime):
+    version = multipart(dora, "/documents/WI-001/versions",
+                        {"file": (io.BytesIO(b"Label printing v2"), "wi-2.txt")}).get_json()
+    loaded_runtime.add_user(None, "ann", "Ann Author", PASSWORD, ["Author"])
+    ann = api.login("ann")
+    assert_error(ann.get("/documents/WI-001"), 404, "not_found")  # drafts only: nothing for her yet
+    resp = ann.post("/records", {"process": "document_approval",
+                                 "data": {"document_number": "WI-001", "version_id": version["id"]}})
+    assert resp.status_code == 201, resp.get_json()
+    seen = ann.get("/documents/WI-001").get_json()
+    assert [(v["label"], v["status"]) for v in seen["versions"]] == [("2.0", "draft")]
+    assert seen["versions"][0]["approval_record"]["number"] == resp.get_json()["number"]
+    assert ann.get("/documents/WI-001/versions/2.0/file").status_code == 200
+    assert_error(ann.get("/documents/WI-001/versions/1.0/file"), 404, "not_found")
+    assert_error(mia.get("/documents/WI-001"), 404, "not_found")
+
+
+@pytest.mark.urs("URS-DOC-01")
+def test_a_stored_file_that_no_longer_matches_its_hash_is_not_served(sop, dora, mia, loaded_runtime):
+    with loaded_runtime.db.sessionmaker() as s:  # a storage fault or tampering behind the application's back
+        row = s.scalars(select(DocumentVersion).where(DocumentVersion.filename == "v1.pdf")).one()
+        row.content = pdf("Gowning 1.0, edited in the database")
+        s.commit()
+    err = assert_error(mia.get("/documents/SOP-QA-001/versions/1.0/file"), 500, "integrity_error")
+    assert "SHA-256" in err["message"]
+    assert_error(dora.get("/documents/SOP-QA-001/versions/1.0/file?original=1"), 500, "integrity_error")
+    assert audit_actions(loaded_runtime, "controlled_copy_issued") == []

@@ -51,6 +51,7 @@ def _record_ref(session: Session, record_id: str | None) -> dict | None:
 def version_view(session: Session, number: str, version: DocumentVersion) -> dict:
     """One version as a configuration item: file, SHA-256 taken at upload, status and dates."""
     return {
+        "id": version.id,
         "document": number,
         "label": version.label,
         "major": version.major,

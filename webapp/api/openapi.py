@@ -342,6 +342,8 @@ _SCHEMAS: dict[str, dict] = {
         "type": "object",
         "description": "One version with its file's SHA-256 taken at upload (checked again at every download).",
         "properties": {
+            "id": {"type": "integer", "description": "The version's id: `version_id` in the start data of a "
+                                                  "document_approval record."},
             "document": {"type": "string", "description": "The document number."},
             "label": {"type": "string", "examples": ["2.0"]},
             "major": {"type": "integer"},
@@ -362,7 +364,7 @@ _SCHEMAS: dict[str, dict] = {
             "change_record": _ref("DocumentRecordRef"),
             "controlled_copy_url": {"type": "string"},
         },
-        "required": ["document", "label", "status", "filename", "size", "sha256", "effective_date",
+        "required": ["id", "document", "label", "status", "filename", "size", "sha256", "effective_date",
                      "superseded_at"],
     },
     "Document": {
