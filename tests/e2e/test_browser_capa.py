@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 
 from models import AuditEntry, Record, RecordStatus, Signature, Task, TaskStatus, TimerJob
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import log_in, log_out, no_console_errors, open_task, raise_deviation, screenshot, triage
+from tests.e2e.conftest import (approve, log_in, log_out, no_console_errors, open_task, raise_deviation, screenshot,
+                               triage)
 from tests.fixtures.cast import add_users
 
 pytestmark = pytest.mark.browser
@@ -153,7 +154,10 @@ def test_a_deviation_raises_a_capa_that_is_planned_acted_on_closed_and_checked_f
     screenshot(page, "capa-record-raised")
     log_out(page)
     assert [t.bpmn_id for t in open_rows(rt, capa.id)] == ["plan_capa"]
+    # Only now, with its CAPA raised, can the deviation be approved; it closes and the CAPA goes on.
     assert [t.bpmn_id for t in open_rows(rt, deviation.id)] == ["approve_investigation"]
+    approve(rt, deviation, cast["quentin"])
+    assert record_by_number(rt, deviation.number).status == RecordStatus.CLOSED
 
     # URS-CAPA-01, -02: QA plans two actions for two owners and approves the plan with a signature.
     log_in(page, base, "quinn")
@@ -261,6 +265,7 @@ def test_a_deviation_raises_a_capa_that_is_planned_acted_on_closed_and_checked_f
     page.goto(base + f"/tasks/{check.id}")
     refusal = page.inner_text("#refusal")
     assert "You cannot complete this task" in refusal and "segregation_of_duties" in refusal
+    assert "because you completed 'Complete CAPA action' on this record" in refusal
     assert page.locator("#f-effectiveness_evidence").count() == 0
     screenshot(page, "capa-effectiveness-refused-to-owner")
     log_out(page)
@@ -289,6 +294,7 @@ def test_a_deviation_raises_a_capa_that_is_planned_acted_on_closed_and_checked_f
     assert page.locator("#signatures .signature").count() == 5
     assert page.locator("#signatures .badge.valid").count() == 5, sigs
     assert f"raises: {deviation.number}" in page.inner_text("#links-h + ul")
+    assert "(Closed)" in page.inner_text("#links-h + ul")
     audit = page.inner_text("#audit-table")
     for action in ("record_linked", "task_completed", "timer_fired", "signature"):
         assert action in audit, action
