@@ -175,8 +175,11 @@ def user_add(state: _State, username: str, full_name: str, roles: tuple[str, ...
 @pass_state
 def user_deactivate(state: _State, username: str, reason: str) -> None:
     """Deactivate an account; the username is never reused."""
-    state.runtime.deactivate_user(cli_actor(), username, reason)
+    owned = state.runtime.deactivate_user(cli_actor(), username, reason)
     click.echo(f"deactivated user {username}")
+    if owned:
+        click.echo(f"warning: {username} still owns {', '.join(owned)}; name new owners with "
+                   "`cellqms documents reassign NUMBER --owner USER --reason ...`", err=True)
 
 
 @user.command("roles")

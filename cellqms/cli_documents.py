@@ -71,3 +71,14 @@ def documents_list(state, show_all: bool) -> None:
                 review = f"  next review {v.next_review_due:%Y-%m-%d}" if v.next_review_due else ""
                 click.echo(f"  v{v.label:<7} {library.status_label(v.status):<11} effective {effective:<10} "
                            f"sha256 {v.sha256}  {v.filename}{review}")
+
+
+@documents.command("reassign")
+@click.argument("number")
+@click.option("--owner", required=True, help="The new owner's user name (an active account).")
+@click.option("--reason", required=True, help="Why the owner changes (kept in the audit trail).")
+@pass_state
+def documents_reassign(state, number: str, owner: str, reason: str) -> None:
+    """Name a new owner for a document; an open periodic review moves to them (URS-DOC-04)."""
+    doc = library.reassign_owner(state.runtime, cli_actor(), number, owner, reason)
+    click.echo(f"{doc.number}: owner is now {doc.owner.username}")

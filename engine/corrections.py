@@ -126,7 +126,9 @@ def correct(runtime, user: User, record_ref: str, step_key: str, data: dict, rea
         refusal = why_not_correct(session, user, record, step)
         if refusal is not None:
             raise Forbidden(refusal.message, code=refusal.code)
-        errors = runtime.forms.errors(step.form, data)
+        # "Not before today" means the day the step was submitted: a correction does not re-judge it.
+        submitted = step.task.completed_at if step.task is not None else record.created_at
+        errors = runtime.forms.errors(step.form, data, today=submitted.date() if submitted else None)
         if errors:
             raise ValidationFailed(errors)
         changed = sorted(k for k in set(step.data) | set(data) if plain(step.data.get(k)) != plain(data.get(k)))

@@ -39,6 +39,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from models import (
+    AuditEntry,
     Document,
     DocumentStatus,
     DocumentVersion,
@@ -48,6 +49,8 @@ from models import (
     Record,
     RecordLink,
     RecordStatus,
+    Task,
+    TaskStatus,
     User,
     VersionStatus,
     audit_event,
@@ -293,7 +296,6 @@ def add_revision_draft(runtime, user, task_id: str, filename: str, content: byte
     The person must be allowed to complete that task (role, assignee, segregation); the draft
     is stored at once and the page then completes the task with its ``version_id``.
     """
-    from models import Task, TaskStatus
 
     from .permissions import why_not
 
@@ -338,6 +340,44 @@ def obsolete_document(runtime, actor, number: str, reason: str) -> Document:
                 withdrawn.append(version.label)
         audit_event(session, "document_obsoleted", entity="documents", entity_id=doc.id, reason=reason,
                     new={"number": doc.number, "versions_withdrawn": withdrawn})
+        _ = doc.owner, doc.versions
+    return doc
+
+
+def reassign_owner(runtime, actor, number: str, new_owner: str, reason: str) -> Document:
+    """Name a new owner for a document, with a reason (Document Control; URS-DOC-04, AUD-01).
+
+    The owner does the periodic reviews, so a document whose owner left (account deactivated)
+    needs a new one: an open periodic review still reserved to the old owner moves to the new
+    owner in the same transaction, and the next due review starts for them.
+    """
+    reason = (reason or "").strip()
+    errors = []
+    if not reason:
+        errors.append({"path": "reason", "message": "Give the reason for the change of owner."})
+    with runtime.db.unit_of_work(actor, reason=reason or None) as session:
+        _require_control(session, actor, "Changing a document's owner")
+        doc = _document(session, number, lock=True)
+        user = session.scalar(select(User).where(User.username == str(new_owner or "").strip()))
+        if user is None or not user.active:
+            errors.append({"path": "owner", "message": f"'{new_owner}' is not an active user."})
+        elif user.id == doc.owner_id:
+            errors.append({"path": "owner", "message": f"{user.username} owns {doc.number} already."})
+        if errors:
+            raise ValidationFailed(errors)
+        old = doc.owner.username
+        doc.owner_id = user.id
+        moved = []
+        for task, record in session.execute(select(Task, Record).join(Record, Record.id == Task.record_id).where(
+                Task.bpmn_id == "review_document", Task.status == TaskStatus.OPEN, Task.assignee == old,
+                Record.status == RecordStatus.OPEN)).all():
+            if (record.data or {}).get("document_number") == doc.number:
+                task.assignee = user.username
+                moved.append(record.number)
+        audit_event(session, "document_owner_changed", entity="documents", entity_id=doc.id, reason=reason,
+                    old={"owner": old}, new={"owner": user.username, "open_reviews_moved": moved})
+        session.flush()
+        session.refresh(doc)
         _ = doc.owner, doc.versions
     return doc
 
@@ -433,7 +473,6 @@ def original_file(runtime, user, number: str, label: str | None = None) -> Docum
 
 def document_audit(session: Session, document: Document) -> list:
     """The audit entries of a document and its versions, oldest first."""
-    from models import AuditEntry
 
     ids = [str(v.id) for v in document.versions]
     return list(session.scalars(select(AuditEntry).where(or_(
@@ -656,6 +695,10 @@ def start_due_periodic_reviews(runtime) -> list[str]:
     for version_id, number in due:
         if number in busy:
             continue
+        waiting = _owner_gone(runtime, version_id)
+        if waiting is not None:
+            lines += waiting
+            continue
         try:
             with runtime.db.unit_of_work(None, reason="periodic review due") as session:
                 version = _version(session, version_id, lock=True)
@@ -680,6 +723,28 @@ def start_due_periodic_reviews(runtime) -> list[str]:
         except CellqmsError as exc:
             lines.append(f"error: periodic review of {number} not started: {exc.message}")
     return lines
+
+
+def _owner_gone(runtime, version_id) -> list[str] | None:
+    """None when the document's owner can do the review; else the review waits for Document
+    Control to name a new owner (reassign_owner). The wait is audited once per owner, and the
+    worker reports it once, not on every pass."""
+    with runtime.db.sessionmaker() as session:
+        version = session.get(DocumentVersion, version_id)
+        doc = version.document
+        if doc.owner.active:
+            return None
+        number, owner, doc_id = doc.number, doc.owner.username, doc.id
+        noted = session.scalar(select(AuditEntry.seq).where(
+            AuditEntry.action == "periodic_review_waiting", AuditEntry.entity == "documents",
+            AuditEntry.entity_id == str(doc_id), AuditEntry.new["owner"].as_string() == owner).limit(1))
+    if noted is not None:
+        return []
+    with runtime.db.unit_of_work(None, reason="periodic review due, owner deactivated") as session:
+        audit_event(session, "periodic_review_waiting", entity="documents", entity_id=doc_id,
+                    new={"document": number, "owner": owner})
+    return [f"waiting: periodic review of {number} is due but its owner {owner} is deactivated; "
+            f"Document Control must name a new owner (document page, or `cellqms documents reassign`)"]
 
 
 def _released(session: Session, key: str) -> ProcessVersion | None:

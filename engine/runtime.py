@@ -24,6 +24,8 @@ from forms import FormError, FormRegistry
 from models import (
     ApiToken,
     AuditEntry,
+    Document,
+    DocumentStatus,
     ProcessDefinition,
     ProcessVersion,
     Record,
@@ -239,9 +241,15 @@ class Runtime:
                     raise Forbidden("Only an administrator may set another person's time zone.", code="not_in_role")
             user.timezone = zone
 
-    def deactivate_user(self, actor, username: str, reason: str) -> None:
+    def deactivate_user(self, actor, username: str, reason: str) -> list[str]:
+        """Deactivate an account at once (access is never held up). Returns the numbers of the
+        active documents the person still owns: Document Control must name new owners, and until
+        then those documents' periodic reviews wait (engine.documents.reassign_owner)."""
         with self.db.unit_of_work(actor, reason=reason) as session:
-            self._user(session, username).active = False
+            user = self._user(session, username)
+            user.active = False
+            return list(session.scalars(select(Document.number).where(
+                Document.owner_id == user.id, Document.status == DocumentStatus.ACTIVE).order_by(Document.number)))
 
     def set_password(self, actor, username: str, password: str, must_change: bool = False) -> None:
         problem = credentials.password_problem(password)
@@ -517,7 +525,7 @@ class Runtime:
             raise ValidationFailed([{"path": str(k), "message": "Field names may not start with '_'."}
                                     for k in bad_keys])
         if form:
-            errors = self.forms.errors(form, data)
+            errors = self.forms.errors(form, data, today=self.clock.now().date())
             if errors:
                 raise ValidationFailed(errors)
 

@@ -5,16 +5,38 @@ understands, not the validator's internal wording.
 """
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError
+from jsonschema import Draft202012Validator, FormatChecker, validators
+from jsonschema.exceptions import SchemaError, ValidationError
 
 FORMAT_CHECKER = FormatChecker()
+
+# The day the submission is checked against ("today" in x-notBefore): the runtime's clock, set by
+# FormRegistry.errors for the length of one validation.
+_TODAY: contextvars.ContextVar[dt.date | None] = contextvars.ContextVar("cellqms_form_today", default=None)
+
+
+def _not_before(validator, value, instance, schema):
+    """``"x-notBefore": "today"`` on a date field: the date may not lie in the past (e.g. an effective
+    date). The only value understood is "today"; check_form refuses any other."""
+    if value != "today" or not isinstance(instance, str):
+        return
+    try:
+        day = dt.date.fromisoformat(instance[:10])
+    except ValueError:
+        return  # the format keyword reports a malformed date
+    today = _TODAY.get() or dt.datetime.now(dt.timezone.utc).date()
+    if day < today:
+        yield ValidationError(f"{instance} is before today", validator="x-notBefore", validator_value=today)
+
+
+FormValidator = validators.extend(Draft202012Validator, {"x-notBefore": _not_before})
 
 
 @FORMAT_CHECKER.checks("date-time", raises=ValueError)
@@ -74,6 +96,7 @@ def humanise(error) -> dict:
                            "email": "Must be an e-mail address."}.get(val, f"Must be a valid {val}."),
         "multipleOf": lambda: f"Must be a multiple of {val}.",
         "uniqueItems": lambda: "Rows must not repeat.",
+        "x-notBefore": lambda: f"The date may not be in the past: choose today ({val.isoformat()}) or later.",
     }
     make = messages.get(v)
     return {"path": path, "message": make() if make else error.message}
@@ -92,7 +115,7 @@ class FormRegistry:
 
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
-        self._cache: dict[str, tuple[dict, Draft202012Validator]] = {}
+        self._cache: dict[str, tuple[dict, FormValidator]] = {}
         self._lock = threading.Lock()
 
     def _read(self, relative: str) -> dict:
@@ -124,12 +147,33 @@ class FormRegistry:
                     raise FormError(f"form '{relative}' is not a valid JSON Schema: {exc.message}") from exc
                 if schema.get("type") != "object":
                     raise FormError(f"form '{relative}' must describe an object (\"type\": \"object\")")
-                self._cache[relative] = (schema, Draft202012Validator(schema, format_checker=FORMAT_CHECKER))
+                bad = sorted({str(v) for v in _keyword_values(schema, "x-notBefore")} - {"today"})
+                if bad:
+                    raise FormError(f"form '{relative}': x-notBefore understands only \"today\", not {bad[0]!r}")
+                self._cache[relative] = (schema, FormValidator(schema, format_checker=FORMAT_CHECKER))
             return self._cache[relative]
 
-    def errors(self, relative: str, data) -> list[dict]:
-        """Every problem of `data` against the form, sorted by field path; empty when valid."""
+    def errors(self, relative: str, data, *, today: dt.date | None = None) -> list[dict]:
+        """Every problem of `data` against the form, sorted by field path; empty when valid.
+        `today` is the runtime clock's date, for x-notBefore (default: the real UTC date)."""
         _schema, validator = self._entry(relative)
-        found = [humanise(e) for e in validator.iter_errors(data)]
+        token = _TODAY.set(today)
+        try:
+            found = [humanise(e) for e in validator.iter_errors(data)]
+        finally:
+            _TODAY.reset(token)
         unique = {(e["path"], e["message"]): e for e in found}
         return sorted(unique.values(), key=lambda e: e["path"])
+
+
+def _keyword_values(node, keyword: str):
+    """Every value of `keyword` anywhere in a schema (nested properties, items, allOf ...)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == keyword:
+                yield value
+            else:
+                yield from _keyword_values(value, keyword)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _keyword_values(item, keyword)

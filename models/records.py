@@ -59,7 +59,7 @@ class Task(Base):
     """One user task that became ready. Its id is the engine's task id."""
 
     __tablename__ = "tasks"
-    __audited__ = ("status", "completed_by_id", "due_at")
+    __audited__ = ("status", "assignee", "completed_by_id", "due_at")
     __table_args__ = (
         Index("ix_tasks_status_role", "status", "role"),
         Index("ix_tasks_record_bpmn", "record_id", "bpmn_id"),

@@ -112,6 +112,29 @@ def test_obsolete_needs_a_reason_and_archives_the_document(as_user, sop, loaded_
         assert s.scalar(select(Document)).obsolete_reason == "Replaced by SOP-QA-010"
 
 
+@pytest.mark.urs("URS-DOC-04")
+@pytest.mark.urs("URS-SEC-05")
+def test_when_the_owner_is_deactivated_the_pages_ask_for_a_new_owner(as_user, sop, people, loaded_runtime, admin):
+    resp = as_user("ada").post("/admin/users/dora/deactivate", data={"reason": "Left the company"},
+                               follow_redirects=True)
+    html = resp.get_data(as_text=True)
+    assert "dora still owns SOP-QA-001. Document Control must name a new owner" in html
+    loaded_runtime.add_user(None, "rosa", "Rosa Document-Control", PASSWORD, ["Document Control"])
+    rosa = as_user("rosa")
+    page = rosa.get("/documents/SOP-QA-001").get_data(as_text=True)
+    assert 'id="owner-gone"' in page and "The owner's account is deactivated" in page
+    resp = rosa.post("/documents/SOP-QA-001/owner", data={"owner": "ann", "reason": ""}, follow_redirects=True)
+    assert "Give the reason for the change of owner." in resp.get_data(as_text=True)
+    assert as_user("mia").post("/documents/SOP-QA-001/owner",
+                               data={"owner": "mia", "reason": "Me"}).status_code == 403
+    resp = rosa.post("/documents/SOP-QA-001/owner", data={"owner": "ann", "reason": "Dora left"},
+                     follow_redirects=True)
+    html = resp.get_data(as_text=True)
+    assert "SOP-QA-001 is now owned by Ann Author (ann)" in html and 'id="owner-gone"' not in html
+    with loaded_runtime.db.sessionmaker() as s:
+        assert s.scalar(select(Document)).owner.username == "ann"
+
+
 @pytest.mark.urs("URS-DOC-02")
 def test_the_author_uploads_the_draft_for_a_change_controlled_revision(as_user, sop, people, loaded_runtime):
     rt = loaded_runtime

@@ -13,7 +13,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from engine import documents as library
-from engine.exceptions import CellqmsError, Forbidden, NotFound, ProcessRejected, ValidationFailed
+from engine.exceptions import CellqmsError, Forbidden, NotFound, ValidationFailed
 from models import (
     AuditEntry,
     Document,
@@ -218,9 +218,12 @@ def test_an_effective_date_in_the_past_is_refused_and_nothing_is_saved(loaded_ru
     rt.complete_task(the_task(rt, record.id, "review_document").id, cast["rita"],
                      {"recommendation": "approve", "review_comments": "ok"}, signature=sign("reviewed"))
     task = the_task(rt, record.id, "approve_document")
-    with pytest.raises(ProcessRejected):
+    with pytest.raises(ValidationFailed) as refused:
         rt.complete_task(task.id, cast["alex"], {"decision": "approve", "effective_date": "2020-01-01"},
                          signature=sign("approved"))
+    today = rt.clock.now().date().isoformat()
+    assert refused.value.errors == [{"path": "effective_date", "message":
+                                     f"The date may not be in the past: choose today ({today}) or later."}]
     assert [t.id for t in open_tasks(rt, record.id)] == [task.id]
     assert versions(rt, "SOP-QC-003")["1.0"].status == DocumentVersionStatus.IN_REVIEW
 
@@ -413,6 +416,78 @@ def test_the_worker_starts_due_periodic_reviews(loaded_runtime, cast, tmp_path):
     assert library.import_legacy(rt, None, folder, tmp_path / "m.csv").ok
     lines = fire_once(rt)
     assert any(line.startswith("started PR-") and "SOP-A-001 v3.0" in line for line in lines)
+
+
+@pytest.mark.urs("URS-DOC-04")
+@pytest.mark.urs("URS-AUD-01")
+def test_a_review_whose_owner_left_waits_for_a_new_owner_then_starts_for_them(loaded_runtime, cast, tmp_path):
+    """Deactivating the owner is never held up; the review waits (reported and audited once) until
+    Document Control names a new owner, with a reason, and then starts for the new owner."""
+    rt = loaded_runtime
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    (folder / "cryo.txt").write_bytes(b"Cryopreservation")
+    write_manifest(tmp_path / "m.csv", [
+        ["SOP-MFG-001", "Cryopreservation", "SOP", "owen", "1.0", "effective", "2020-01-15", "cryo.txt"]])
+    assert library.import_legacy(rt, None, folder, tmp_path / "m.csv").ok
+    assert rt.deactivate_user(None, "owen", "Left the company") == ["SOP-MFG-001"]
+
+    lines = library.start_due_periodic_reviews(rt)
+    assert lines == ["waiting: periodic review of SOP-MFG-001 is due but its owner owen is deactivated; "
+                     "Document Control must name a new owner (document page, or `cellqms documents reassign`)"]
+    assert library.start_due_periodic_reviews(rt) == []  # said once, not on every pass of the worker
+    with rt.db.sessionmaker() as s:
+        assert s.scalars(select(Record).where(Record.number.like("PR-%"))).all() == []
+
+    for who, owner, reason, path in [(cast["dora"], "owen", "Owen left", "owner"),
+                                     (cast["dora"], "nobody", "Owen left", "owner"),
+                                     (cast["dora"], "mia", "", "reason")]:
+        with pytest.raises(ValidationFailed) as refused:
+            library.reassign_owner(rt, who, "SOP-MFG-001", owner, reason)
+        assert path in {e["path"] for e in refused.value.errors}
+    with pytest.raises(Forbidden):
+        library.reassign_owner(rt, cast["mia"], "SOP-MFG-001", "mia", "I will do it")
+    with pytest.raises(NotFound):
+        library.reassign_owner(rt, cast["dora"], "SOP-NONE-001", "mia", "Owen left")
+
+    doc = library.reassign_owner(rt, cast["dora"], "SOP-MFG-001", "mia", "Owen left; Mia runs cryo now")
+    assert doc.owner.username == "mia"
+    with rt.db.sessionmaker() as s:
+        change = s.scalar(select(AuditEntry).where(AuditEntry.entity == "documents", AuditEntry.field == "owner_id"))
+        assert change.reason == "Owen left; Mia runs cryo now" and change.username == "dora"
+        event = s.scalar(select(AuditEntry).where(AuditEntry.action == "document_owner_changed"))
+        assert event.old == {"owner": "owen"} and event.new["owner"] == "mia"
+    (line,) = library.start_due_periodic_reviews(rt)
+    assert line.startswith("started PR-") and "for mia" in line
+    with rt.db.sessionmaker() as s:
+        (task,) = [t for t in rt.open_tasks(s, cast["mia"]) if t.bpmn_id == "review_document"]
+    assert task.assignee == "mia"
+    with rt.db.sessionmaker() as s:
+        assert verify_chain(s)["ok"]
+
+
+@pytest.mark.urs("URS-DOC-04")
+@pytest.mark.urs("URS-AUD-01")
+def test_an_open_review_moves_to_the_new_owner(loaded_runtime, cast, tmp_path):
+    rt = loaded_runtime
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"A")
+    write_manifest(tmp_path / "m.csv", [["SOP-A-001", "A", "SOP", "owen", "1.0", "effective", "2020-01-15",
+                                         "a.txt"]])
+    assert library.import_legacy(rt, None, folder, tmp_path / "m.csv").ok
+    library.start_due_periodic_reviews(rt)
+    with rt.db.sessionmaker() as s:
+        (task,) = [t for t in rt.open_tasks(s, cast["owen"]) if t.bpmn_id == "review_document"]
+    rt.deactivate_user(None, "owen", "Left the company")
+    library.reassign_owner(rt, cast["dora"], "SOP-A-001", "mia", "Owen left")
+    with rt.db.sessionmaker() as s:
+        assert s.get(Task, task.id).assignee == "mia"
+        moved = s.scalar(select(AuditEntry).where(AuditEntry.entity == "tasks", AuditEntry.field == "assignee"))
+        assert (moved.old, moved.new, moved.reason) == ("owen", "mia", "Owen left")
+    record = rt.complete_task(task.id, cast["mia"], {"outcome": "no_change", "comments": "Still right.",
+                                                     "revision_needed": ""}, signature=sign("reviewed"))
+    assert record.status == RecordStatus.CLOSED
 
 
 # ------------------------------------------------------------------------------------------ legacy import

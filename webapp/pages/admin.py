@@ -144,8 +144,11 @@ def deactivate(username: str):
     reason = (request.form.get("reason") or "").strip()
     if not reason:
         return _user_page_error(username, {"reason": "Give the reason for deactivating the account."})
-    call(rt().deactivate_user, current_user, username, reason)
+    owned = call(rt().deactivate_user, current_user, username, reason)
     flash(f"{username} was deactivated. The account and its history are kept.", "success")
+    if owned:
+        flash(f"{username} still owns {', '.join(owned)}. Document Control must name a new owner on each "
+              "document's page; until then their periodic reviews wait.", "warning")
     return redirect(url_for("admin.user", username=username))
 
 

@@ -197,6 +197,21 @@ def obsolete(number: str):
     return redirect(url_for("documents.show", number=number))
 
 
+@bp.route("/<number>/owner", methods=["POST"])
+@login_required
+def change_owner(number: str):
+    """Name a new owner with a reason (Document Control); an open periodic review moves with it."""
+    try:
+        doc = call(library.reassign_owner, rt(), current_user, number, request.form.get("owner") or "",
+                   request.form.get("reason") or "")
+    except ValidationFailed as exc:
+        flash(" ".join(e["message"] for e in exc.errors), "error")
+        return redirect(url_for("documents.show", number=number) + "#owner")
+    flash(f"{doc.number} is now owned by {doc.owner.full_name} ({doc.owner.username}); "
+          "the reason is in the audit trail.", "success")
+    return redirect(url_for("documents.show", number=number))
+
+
 @bp.route("/tasks/<task_id>/draft", methods=["GET", "POST"])
 @login_required
 def revision_draft(task_id: str):

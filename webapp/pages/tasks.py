@@ -85,7 +85,7 @@ def submit(task_id: str):
     meaning = task.signature_meaning
     if meaning and action != "sign":
         # Signing step 1: check the form, then show exactly what will be signed and with what meaning.
-        errors = rt().forms.errors(task.form, parsed.data) if task.form else []
+        errors = rt().forms.errors(task.form, parsed.data, today=rt().clock.now().date()) if task.form else []
         if errors:
             return _render(task, schema, ui, raw=parsed.raw, errors=errors, status=400)
         return _render(task, schema, ui, step="sign", raw=parsed.raw, data=parsed.data)

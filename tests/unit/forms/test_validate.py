@@ -154,3 +154,31 @@ def test_a_form_must_describe_an_object(registry, tmp_path):
     (tmp_path / "qc" / "list.schema.json").write_text(json.dumps({"type": "array"}))
     with pytest.raises(FormError, match="must describe an object"):
         registry.schema("qc/list.schema.json")
+
+
+def _not_before_registry(tmp_path, value="today"):
+    schema = {"type": "object", "properties": {
+        "rows": {"type": "array", "items": {"type": "object", "properties": {
+            "due": {"type": "string", "format": "date", "x-notBefore": value}}}}}}
+    (tmp_path / "nb.schema.json").write_text(json.dumps(schema))
+    return FormRegistry(tmp_path)
+
+
+@pytest.mark.urs("URS-PLT-03")
+def test_a_date_marked_not_before_today_is_judged_on_the_given_day(tmp_path):
+    import datetime as dt
+
+    registry = _not_before_registry(tmp_path)
+    day = dt.date(2026, 3, 10)
+    data = {"rows": [{"due": "2026-03-09"}, {"due": "2026-03-10"}, {"due": "not a date"}]}
+    assert registry.errors("nb.schema.json", data, today=day) == [
+        {"path": "rows[0].due", "message": "The date may not be in the past: choose today (2026-03-10) or later."},
+        {"path": "rows[2].due", "message": "Must be a date (YYYY-MM-DD)."},
+    ]
+    assert registry.errors("nb.schema.json", {"rows": [{"due": "2026-03-09"}]}, today=dt.date(2026, 3, 9)) == []
+
+
+def test_a_not_before_other_than_today_is_a_broken_form(tmp_path):
+    registry = _not_before_registry(tmp_path, value="yesterday")
+    with pytest.raises(FormError, match="x-notBefore understands only \"today\", not 'yesterday'"):
+        registry.errors("nb.schema.json", {})
