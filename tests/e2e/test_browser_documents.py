@@ -377,3 +377,19 @@ def test_a_manufacturing_user_sees_only_the_effective_version_and_downloads_a_co
     assert len(not_found) == 2, browser_context.console_errors
     browser_context.console_errors[:] = [e for e in browser_context.console_errors if e not in not_found]
     no_console_errors(browser_context)
+
+
+@pytest.mark.urs("URS-DOC-03")
+@pytest.mark.xfail(strict=True, reason="UX bug: the document page links the approval record of the effective "
+                   "version for everyone, but a manufacturing user may not see that record: the link leads to "
+                   "a 404 page")
+def test_the_document_page_offers_a_manufacturing_user_only_links_she_may_open(
+        live_server, browser_context, loaded_runtime, cast, effective_v2):
+    base = live_server.url
+    page = browser_context.new_page()
+    log_in(page, base, "mia")
+    page.goto(base + f"/documents/{NUMBER}")
+    hrefs = [a.get_attribute("href") for a in page.locator("main a").all()]
+    no_console_errors(browser_context)
+    broken = [h for h in hrefs if not h.endswith(".pdf") and page.request.get(base + h).status != 200]
+    assert broken == []  # fails: ['/records/DOC-2026-0002']
