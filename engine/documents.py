@@ -58,6 +58,7 @@ from models import (
 )
 
 from . import attachments as files
+from .actors import is_person, person_row, require_role
 from .exceptions import CellqmsError, Conflict, Forbidden, NotFound, ValidationFailed
 from .permissions import can_see_record
 from .services import StepContext, operation
@@ -130,24 +131,9 @@ def sees_everything(user) -> bool:
     return bool(getattr(user, "role_names", set()) & LIBRARY_ROLES)
 
 
-def _is_person(actor) -> bool:
-    return actor is not None and getattr(actor, "id", None) is not None and not str(
-        getattr(actor, "username", "")).startswith(("cli:", "system"))
-
-
-def _user_row(session: Session, actor) -> User | None:
-    if not _is_person(actor):
-        return None
-    user = session.get(User, actor.id)
-    _ = user.roles if user is not None else None
-    return user
-
-
 def _require_control(session: Session, actor, what: str) -> None:
     """People need the Document Control role; the command line (an administrator on the server) may."""
-    user = _user_row(session, actor)
-    if user is not None and CONTROL_ROLE not in user.role_names:
-        raise Forbidden(f"{what} needs the role '{CONTROL_ROLE}', which you do not hold.", code="not_in_role")
+    require_role(session, actor, {CONTROL_ROLE}, what)
 
 
 def _document(session: Session, number: str, *, lock: bool = False) -> Document:
@@ -283,7 +269,7 @@ def add_draft_version(runtime, actor, number: str, filename: str, content: bytes
     with runtime.db.unit_of_work(actor) as session:
         _require_control(session, actor, "Uploading a draft")
         doc = _document(session, number, lock=True)
-        row = _add_version(session, doc, _user_row(session, actor), filename, content, change=change,
+        row = _add_version(session, doc, person_row(session, actor), filename, content, change=change,
                            version=parse_version(version) if version else None, change_summary=change_summary)
         _ = row.document
     return row
@@ -821,7 +807,7 @@ def _draft_info(doc: Document, version: DocumentVersion | None, author) -> dict:
         "version_label": version.label if version is not None else None,
         "filename": version.filename if version is not None else None,
         "sha256": version.sha256 if version is not None else None,
-        "author": getattr(author, "username", None) if version is not None and _is_person(author) else None,
+        "author": getattr(author, "username", None) if version is not None and is_person(author) else None,
     }
 
 
@@ -834,7 +820,7 @@ def open_document_approval(ctx: StepContext) -> dict:
     data = dict(record.data or {})
     number = str(data.get("document_number") or "").strip()
     doc = session.scalar(select(Document).where(Document.number == number).with_for_update(of=Document))
-    actor = _user_row(session, ctx.actor)
+    actor = person_row(session, ctx.actor)
     if doc is None and isinstance(data.get("new_document"), dict):
         if actor is None or CONTROL_ROLE not in actor.role_names:
             raise Forbidden(f"Only {CONTROL_ROLE} may create the new document {number}.", code="not_in_role")
@@ -876,7 +862,7 @@ def register_revision_draft(ctx: StepContext, document_number: str, version_id=N
     a draft of this approval that it replaces becomes obsolete (archived, never deleted)."""
     session, record = ctx.session, ctx.record
     doc = _document(session, document_number, lock=True)
-    actor = _user_row(session, ctx.actor)
+    actor = person_row(session, ctx.actor)
     if draft_file is not None:
         filename, content, summary, label = _decode_inline(draft_file, "draft_file")
         version = _add_version(session, doc, actor, filename, content, change_summary=summary,

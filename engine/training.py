@@ -54,6 +54,7 @@ from models import (
     utcnow,
 )
 
+from .actors import require_role
 from .exceptions import Conflict, Forbidden, NotFound, ProcessRejected, ValidationFailed
 from .services import StepContext, operation
 
@@ -61,6 +62,8 @@ TRAINING_PROCESS = "training_acknowledgement"
 ACKNOWLEDGE_TASK = "acknowledge_training"
 # Who may read everybody's training status (the matrix); everyone sees their own.
 MATRIX_ROLES = frozenset({"QA", "QA Head", "Auditor", "Admin", "Training Coordinator"})
+# Who decides what each role must be trained on (the curricula): QA and training coordinators.
+REQUIREMENT_ROLES = frozenset({"QA", "QA Head", "Training Coordinator"})
 
 QUALIFIED = "qualified"
 DUE = "due"
@@ -646,6 +649,11 @@ def matrix_table(cells: list[MatrixCell]) -> list[list[str]]:
     return rows
 
 
+def may_manage_requirements(user: User) -> bool:
+    """Whether a person may add and withdraw training requirements (the curricula per role)."""
+    return bool(user.role_names & REQUIREMENT_ROLES)
+
+
 def may_read_matrix(user: User) -> bool:
     """Everybody's training status is for QA, auditors, administrators and training coordinators."""
     return bool(user.role_names & MATRIX_ROLES)
@@ -695,6 +703,7 @@ def require_training(runtime, actor, role: str, code: str, kind: str, title: str
                      due_days: int = 14) -> TrainingRequirement:
     """Add a requirement to a role and assign it to the role's current holders, in one transaction."""
     with runtime.db.unit_of_work(actor) as session:
+        require_role(session, actor, REQUIREMENT_ROLES, "Changing training requirements")
         requirement = add_requirement(session, role, kind, code, title, due_days, runtime=runtime, actor=actor)
         session.flush()
         return requirement
@@ -703,6 +712,7 @@ def require_training(runtime, actor, role: str, code: str, kind: str, title: str
 def withdraw_training(runtime, actor, role: str, code: str, reason: str) -> int:
     """Withdraw a role's requirement, with the reason in the audit trail."""
     with runtime.db.unit_of_work(actor, reason=reason) as session:
+        require_role(session, actor, REQUIREMENT_ROLES, "Changing training requirements")
         return withdraw_requirement(session, role, code, reason, actor=actor)
 
 
@@ -723,10 +733,10 @@ def record_course_completion(runtime, instructor: str, username: str, code: str,
 
 
 __all__ = [
-    "ACKNOWLEDGE_TASK", "MATRIX_COLUMNS", "MATRIX_ROLES", "MATRIX_STATUSES", "TRAINING_PROCESS", "Assignment",
-    "MatrixCell", "TrainingKind", "add_requirement", "assign_course", "assign_for_effective_version",
+    "ACKNOWLEDGE_TASK", "MATRIX_COLUMNS", "MATRIX_ROLES", "MATRIX_STATUSES", "REQUIREMENT_ROLES", "TRAINING_PROCESS",
+    "Assignment", "MatrixCell", "TrainingKind", "add_requirement", "assign_course", "assign_for_effective_version",
     "assign_for_role", "complete_course", "complete_training", "effective_versions", "matrix_table",
-    "may_read_matrix", "missing_trainings", "record_course_completion", "release_for_role", "require_training",
-    "required_codes_for_roles", "requirements", "training_matrix", "user_assignments", "withdraw_requirement",
-    "withdraw_training",
+    "may_manage_requirements", "may_read_matrix", "missing_trainings", "record_course_completion", "release_for_role",
+    "require_training", "required_codes_for_roles", "requirements", "training_matrix", "user_assignments",
+    "withdraw_requirement", "withdraw_training",
 ]

@@ -12,8 +12,11 @@ import io
 import re
 
 import pytest
+from sqlalchemy import select
 
 from engine import training
+from engine.exceptions import Forbidden
+from models import AuditEntry
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import login
 from tests.fixtures.training_gate.helpers import (
@@ -217,3 +220,74 @@ def test_the_matrix_is_for_qa_auditors_admins_and_training_coordinators(matrix_s
     assert "Read and sign" not in page  # only the trainee gets the link to sign
     assert tess.get("/training/users/nobody").status_code == 404
     assert "No role of yours requires any training" in text(as_user("quinn").get("/training/me"))
+
+
+# ----------------------------------------------------------------------------- requirements per role
+@pytest.mark.urs("URS-TRN-01")
+@pytest.mark.urs("URS-AUD-01")
+def test_a_training_coordinator_adds_a_requirement_that_is_assigned_at_once(rt, people, as_user):
+    tess = as_user("tess")
+    assert 'id="manage-requirements"' in text(tess.get("/training"))
+    page = text(tess.get("/training/requirements"))
+    assert 'data-role="Operator" data-code="SOP-QA-001"' in page and "Aseptic gowning" in page
+    resp = tess.post("/training/requirements", data={"role": "Operator", "kind": "course", "code": COURSE,
+                                                     "title": "GMP basics", "due_days": "30"}, follow_redirects=True)
+    assert "Operator now requires GMP-101; the role's current holders have it assigned." in text(resp)
+    assert 'data-role="Operator" data-code="GMP-101"' in text(resp)
+    with rt.db.sessionmaker() as session:
+        cells = training.training_matrix(session, roles=["Operator"])
+        assert sorted((c.username, c.status) for c in cells if c.code == COURSE) == [("olga", "due"), ("otis", "due")]
+        entry = session.scalar(select(AuditEntry).where(AuditEntry.entity == "training_requirements",
+                                                        AuditEntry.action == "create").order_by(AuditEntry.seq.desc()))
+        assert entry.username == "tess" and entry.new["code"] == COURSE
+
+
+@pytest.mark.urs("URS-TRN-01")
+def test_a_bad_or_duplicate_requirement_is_refused_next_to_its_field_and_nothing_changes(rt, people, as_user):
+    tess = as_user("tess")
+    resp = tess.post("/training/requirements", data={"role": "", "kind": "video", "code": "bad code!",
+                                                     "title": "", "due_days": "0"})
+    assert resp.status_code == 400
+    page = text(resp)
+    for message in ("Name the role", "Choose one of: document, course.", "Use 1-64 letters",
+                    "Give a title", "Must be a whole number of days from 1 to 3650."):
+        assert message in page, message
+    assert 'value="bad code!"' in page  # what was typed is kept
+    resp = tess.post("/training/requirements", data={"role": "Operator", "kind": "document", "code": GATED_CODE,
+                                                     "title": "Again", "due_days": "14"})
+    assert resp.status_code == 409 and "already requires SOP-QA-001" in text(resp)
+    with rt.db.sessionmaker() as session:
+        assert [(r.role_name, r.code) for r in training.requirements(session)] == [("Operator", GATED_CODE)]
+
+
+@pytest.mark.urs("URS-TRN-01")
+@pytest.mark.urs("URS-AUD-04")
+def test_withdrawing_a_requirement_needs_a_reason(rt, people, as_user):
+    tess = as_user("tess")
+    resp = tess.post("/training/requirements/withdraw", data={"role": "Operator", "code": GATED_CODE, "reason": ""},
+                     follow_redirects=True)
+    assert "Say why the requirement is withdrawn." in text(resp)
+    resp = tess.post("/training/requirements/withdraw", data={"role": "Operator", "code": GATED_CODE,
+                                                              "reason": "Gowning moved to GMP-101"},
+                     follow_redirects=True)
+    assert "Operator no longer requires SOP-QA-001" in text(resp)
+    assert "No role requires any training yet." in text(resp)
+    with rt.db.sessionmaker() as session:
+        entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "training_requirement_withdrawn"))
+        assert entry.reason == "Gowning moved to GMP-101" and entry.username == "tess"
+
+
+@pytest.mark.urs("URS-SEC-02")
+def test_only_qa_and_training_coordinators_manage_requirements(rt, people, as_user):
+    olga = as_user("olga")
+    assert olga.get("/training/requirements").status_code == 403
+    resp = olga.post("/training/requirements", data={"role": "Operator", "kind": "course", "code": COURSE,
+                                                     "title": "GMP basics", "due_days": "30"})
+    assert resp.status_code == 403
+    assert olga.post("/training/requirements/withdraw", data={"role": "Operator", "code": GATED_CODE,
+                                                              "reason": "I would rather not"}).status_code == 403
+    assert as_user("quinn").get("/training/requirements").status_code == 200
+    with pytest.raises(Forbidden):  # the engine refuses the person, whichever door they come through
+        training.require_training(rt, people["olga"], "Operator", COURSE, "course", "GMP basics")
+    with rt.db.sessionmaker() as session:
+        assert [(r.role_name, r.code) for r in training.requirements(session)] == [("Operator", GATED_CODE)]

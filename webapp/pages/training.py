@@ -12,14 +12,15 @@ import csv
 import io
 from collections import Counter
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
-from flask_login import login_required
+from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from engine import training as trn
-from models import User, utcnow
+from engine.exceptions import Conflict, NotFound, ValidationFailed
+from models import Document, DocumentStatus, Role, User, utcnow
 
-from .common import db, is_htmx, me
+from .common import call, db, is_htmx, me, rt
 from .errors import error_page
 
 bp = Blueprint("training", __name__, url_prefix="/training")
@@ -76,6 +77,7 @@ def index():
         "roles": sorted({r.role_name for r in trn.requirements(session)}),
         "by_role": _by_role(session, shown, f), "by_user": _by_user(shown),
         "query_args": {k: v for k, v in f.items() if v and k != "view"},  # the export has no views
+        "may_manage": trn.may_manage_requirements(user),
     }
     g.page_title = "Training matrix"
     if is_htmx():
@@ -158,3 +160,59 @@ def _person_page(user: User, own: bool):
     g.page_title = "My training" if own else f"Training of {user.full_name}"
     return render_template("training/person.html", person=user, own=own, cells=cells, assignments=assignments,
                            labels=trn.STATUS_LABELS, may_read_matrix=trn.may_read_matrix(me()))
+
+
+# ----------------------------------------------------------------------------- requirements (curricula)
+
+@bp.route("/requirements", methods=["GET", "POST"])
+@login_required
+def requirements():
+    """What each role must be trained on: add a requirement (assigned at once to the role's holders)."""
+    if not trn.may_manage_requirements(me()):
+        return error_page(403, "Training requirements are set by QA and training coordinators.", code="not_in_role")
+    form, errors, status = {"kind": "document", "due_days": "14"}, {}, 200
+    if request.method == "POST":
+        form = {k: (request.form.get(k) or "").strip() for k in ("role", "kind", "code", "title", "due_days")}
+        due_days = int(form["due_days"]) if form["due_days"].isdigit() else -1
+        try:
+            call(trn.require_training, rt(), current_user, form["role"], code=form["code"], kind=form["kind"],
+                 title=form["title"], due_days=due_days)
+        except ValidationFailed as exc:
+            errors, status = {e["path"]: e["message"] for e in exc.errors}, 400
+        except Conflict as exc:
+            errors, status = {"code": exc.message}, 409
+        else:
+            flash(f"{form['role']} now requires {form['code']}; the role's current holders have it assigned.",
+                  "success")
+            return redirect(url_for("training.requirements"))
+    return _requirements_page(form, errors, status)
+
+
+@bp.route("/requirements/withdraw", methods=["POST"])
+@login_required
+def withdraw_requirement():
+    """Withdraw a requirement with a reason; assignments nobody needs any more are cancelled."""
+    if not trn.may_manage_requirements(me()):
+        return error_page(403, "Training requirements are set by QA and training coordinators.", code="not_in_role")
+    role, code = request.form.get("role") or "", request.form.get("code") or ""
+    reason = (request.form.get("reason") or "").strip()
+    try:
+        cancelled = call(trn.withdraw_training, rt(), current_user, role, code, reason)
+    except ValidationFailed as exc:
+        flash(f"{code} for {role}: " + " ".join(e["message"] for e in exc.errors), "error")
+    except NotFound as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"{role} no longer requires {code}; {cancelled} open assignment(s) cancelled. The reason is in the "
+              "audit trail.", "success")
+    return redirect(url_for("training.requirements"))
+
+
+def _requirements_page(form: dict, errors: dict, status: int):
+    session = db()
+    g.page_title = "Training requirements"
+    return render_template(
+        "training/requirements.html", rows=trn.requirements(session), form=form, errors=errors,
+        roles=session.scalars(select(Role.name).order_by(Role.name)).all(),
+        documents=session.execute(select(Document.number, Document.title).where(
+            Document.status == DocumentStatus.ACTIVE).order_by(Document.number)).all()), status
