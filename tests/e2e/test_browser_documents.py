@@ -23,8 +23,17 @@ from sqlalchemy import select
 
 from engine import documents as library
 from engine import state as engine_state
-from models import (AuditEntry, Document, DocumentVersion, DocumentVersionStatus, Record, RecordStatus,
-                    Task, TaskStatus, TimerJob)
+from models import (
+    AuditEntry,
+    Document,
+    DocumentVersion,
+    DocumentVersionStatus,
+    Record,
+    RecordStatus,
+    Task,
+    TaskStatus,
+    TimerJob,
+)
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in, log_out, no_console_errors, screenshot
 from tests.fixtures.cast import DEVIATION_CAST, add_users

@@ -286,6 +286,57 @@ def test_an_operator_is_gated_until_she_reads_and_signs_the_effective_sop_in_the
     no_console_errors(browser_context)
 
 
+@pytest.mark.urs("URS-TRN-01")
+@pytest.mark.urs("URS-TRN-03")
+def test_a_new_effective_version_sends_a_qualified_operator_back_to_read_and_sign(
+        live_server, browser_context, loaded_runtime, cast, requirements):
+    rt = loaded_runtime
+    base = live_server.url
+    approve_version(rt, cast, "Aseptic gowning v1")
+    (ack,) = _open_acks(rt, "olga")
+    rt.complete_task(ack.id, cast["olga"], {"read_and_understood": True}, signature=sign("acknowledged"))
+    record = rt.start_record(cast["olga"], "gated_step", {"title": "Fill bag COI-2026-0043"})
+    gated = open_task(rt, record.number, "perform_step")
+    page = browser_context.new_page()
+    log_in(page, base, "olga")
+    page.goto(base + "/training/me")
+    assert page.get_attribute(f"#required tr[data-code='{GATED_CODE}']", "data-status") == "qualified"
+
+    # Version 2.0 becomes effective: olga is due again, and the gated step names the version to read.
+    approve_version(rt, cast, "Aseptic gowning v2: goggles first")
+    page.goto(base + f"/tasks/{gated.id}")
+    assert (f"missing training: {GATED_CODE} (Aseptic gowning: not trained on the effective version 2.0)"
+            in page.inner_text("#refusal"))
+    screenshot(page, "training-retraining-refused")
+    page.goto(base + "/training/me")
+    assert page.get_attribute(f"#required tr[data-code='{GATED_CODE}']", "data-status") == "due"
+    assert "v2.0" in page.inner_text(f"#required tr[data-code='{GATED_CODE}']")
+    assert "(trained on v1.0)" in page.inner_text(f"#required tr[data-code='{GATED_CODE}']")
+    screenshot(page, "training-retraining-due")
+
+    page.click(f"#assignments tr[data-code='{GATED_CODE}'][data-status='assigned'] a.ack-task")
+    page.wait_for_selector("#f-read_and_understood")
+    assert "2.0" in page.inner_text(".task-context")
+    page.check("#f-read_and_understood")
+    page.click("button[value=review]")
+    page.fill("#signature_password", PASSWORD)
+    page.click("button[value=sign]")
+    page.wait_for_selector(".signature")
+    page.goto(base + f"/tasks/{gated.id}")
+    page.fill("#f-result", "Sealed")
+    page.click("button[value=submit]")
+    page.wait_for_url(base + f"/records/{record.number}")
+    with rt.db.sessionmaker() as s:
+        assert s.scalar(select(Record).where(Record.number == record.number)).status == RecordStatus.CLOSED
+    no_console_errors(browser_context)
+
+
+def _open_acks(rt, username: str) -> list[Task]:
+    with rt.db.sessionmaker() as s:
+        return list(s.scalars(select(Task).where(Task.bpmn_id == training.ACKNOWLEDGE_TASK,
+                                                 Task.assignee == username, Task.status == TaskStatus.OPEN)))
+
+
 @pytest.mark.urs("URS-TRN-02")
 @pytest.mark.xfail(strict=True, reason="product bug: the 'Export CSV' link sits outside the htmx target "
                    "#matrix, so after a filter applied in place it still carries the filter of the page as "
