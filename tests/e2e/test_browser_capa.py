@@ -23,8 +23,16 @@ from sqlalchemy import func, select
 
 from models import AuditEntry, Record, RecordStatus, Signature, Task, TaskStatus, TimerJob
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import (approve, log_in, log_out, no_console_errors, open_task, raise_deviation, screenshot,
-                               triage)
+from tests.e2e.conftest import (
+    approve,
+    log_in,
+    log_out,
+    no_console_errors,
+    open_task,
+    raise_deviation,
+    screenshot,
+    triage,
+)
 from tests.fixtures.cast import add_users
 
 pytestmark = pytest.mark.browser
@@ -37,7 +45,7 @@ ACTIONS = [
     ("Add an expiry check to the reagent issue step of SOP-QC-031.", "anna", "2027-01-31"),
     ("Configure expiry alerts in the reagent inventory.", "otto", "2027-02-28"),
 ]
-SIGN_LEAD = dt.timedelta(seconds=6)  # how far ahead of the real clock the effectiveness check falls due
+SIGN_LEAD = dt.timedelta(seconds=8)  # how far ahead of the real clock the effectiveness check falls due
 
 
 @pytest.fixture
@@ -241,20 +249,22 @@ def test_a_deviation_raises_a_capa_that_is_planned_acted_on_closed_and_checked_f
         page.wait_for_selector(".signature")
     finally:
         rt.clock.offset = dt.timedelta(0)
+    # URS-CAPA-03, URS-PLT-05: the effectiveness check waits for its timer; nobody has it yet.
+    with rt.db.sessionmaker() as s:
+        (job,) = s.scalars(select(TimerJob).where(TimerJob.record_id == capa.id, TimerJob.fired_at.is_(None))).all()
+        data = s.get(Record, capa.id).data
+    assert job.due_at - dt.datetime.now(dt.timezone.utc) > dt.timedelta(seconds=1), "the sign step took too long"
+    assert rt.fire_due_timers() == 0, "the check is not due yet"
+    assert open_rows(rt, capa.id) == []
+    assert job.event_name == "Effectiveness check due"
+    assert job.due_at == dt.datetime.fromisoformat(data["effectiveness_check_due"])
+    assert data["effectiveness_days"] == 90
     manifest = page.inner_text(".signature")
     assert_manifest(manifest, "Quinn QA", "approved")
     screenshot(page, "capa-closure-signed")
     log_out(page)
 
-    # URS-CAPA-03, URS-PLT-05: the effectiveness check waits for its timer; nobody has it yet.
-    assert open_rows(rt, capa.id) == []
-    with rt.db.sessionmaker() as s:
-        (job,) = s.scalars(select(TimerJob).where(TimerJob.record_id == capa.id, TimerJob.fired_at.is_(None))).all()
-        data = s.get(Record, capa.id).data
-    assert job.event_name == "Effectiveness check due"
-    assert job.due_at == dt.datetime.fromisoformat(data["effectiveness_check_due"])
-    assert data["effectiveness_days"] == 90
-    assert rt.fire_due_timers() == 0, "the check is not due yet"
+    # When it falls due, the worker's call fires it and the check opens.
     time.sleep(max(0.0, (job.due_at - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 0.2)
     assert rt.fire_due_timers() == 1  # what the worker does
     check = the_open_task(rt, capa.id, "check_effectiveness")
