@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from models import (
@@ -59,6 +59,7 @@ from models import (
 
 from . import attachments as files
 from .actors import is_person, person_row, require_role
+from .db import contains
 from .exceptions import CellqmsError, Conflict, Forbidden, NotFound, ValidationFailed
 from .permissions import can_see_record
 from .services import StepContext, operation
@@ -403,13 +404,14 @@ def library(session: Session, runtime, user, *, q: str | None = None, doc_type: 
             status: str | None = None) -> list[LibraryRow]:
     """The documents `user` may see, by number, each with the versions they may see (URS-DOC-03)."""
     stmt = select(Document).order_by(Document.number)
-    if q:
-        like = f"%{q.strip().lower()}%"
-        stmt = stmt.where(or_(func.lower(Document.number).like(like), func.lower(Document.title).like(like)))
+    if q and q.strip():
+        stmt = stmt.where(or_(contains(Document.number, q.strip()), contains(Document.title, q.strip())))
     if doc_type:
         stmt = stmt.where(Document.doc_type == doc_type)
     everything = sees_everything(user)
-    if status == "obsolete" and everything:
+    if status == "obsolete":
+        if not everything:
+            return []  # the archive is for Document Control and QA
         stmt = stmt.where(Document.status == DocumentStatus.OBSOLETE)
     elif status != "all" or not everything:
         stmt = stmt.where(Document.status == DocumentStatus.ACTIVE)

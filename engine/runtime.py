@@ -48,7 +48,7 @@ from signatures import service as signing
 
 from . import services
 from . import state as engine_state
-from .db import Database
+from .db import Database, contains
 from .exceptions import (
     AccountLocked,
     CellqmsError,
@@ -788,15 +788,13 @@ class Runtime:
         user = session.get(User, user.id)
         stmt = select(Record).join(ProcessVersion).join(ProcessDefinition)
         if number:
-            stmt = stmt.where(func.lower(Record.number).like(f"%{_like_escape(number.lower())}%", escape="\\"))
+            stmt = stmt.where(contains(Record.number, number))
         if created_from:
             stmt = stmt.where(Record.created_at >= created_from)
         if created_to:
             stmt = stmt.where(Record.created_at < created_to)
         if person:
-            like = f"%{_like_escape(person.lower())}%"
-            who = select(User.id).where(or_(func.lower(User.username).like(like, escape="\\"),
-                                            func.lower(User.full_name).like(like, escape="\\")))
+            who = select(User.id).where(or_(contains(User.username, person), contains(User.full_name, person)))
             stmt = stmt.where(or_(Record.created_by_id.in_(who), Record.id.in_(
                 select(Task.record_id).where(Task.completed_by_id.in_(who)))))
         if process:
@@ -804,9 +802,7 @@ class Runtime:
         if status:
             stmt = stmt.where(Record.status == status)
         if q:
-            like = f"%{_like_escape(q.lower())}%"
-            stmt = stmt.where(or_(func.lower(Record.number).like(like, escape="\\"),
-                                  func.lower(Record.title).like(like, escape="\\")))
+            stmt = stmt.where(or_(contains(Record.number, q), contains(Record.title, q)))
         if not (user.role_names & {"QA", "QA Head", "Auditor", "Admin"}):
             visible = [v.id for v in session.scalars(select(ProcessVersion))
                        if self.spec_info(v).roles & user.role_names]
@@ -830,11 +826,6 @@ def _uuid(value: str):
         return UUID(str(value))
     except ValueError:
         return None
-
-
-def _like_escape(text: str) -> str:
-    """Make % and _ in a search text literal (LIKE ... ESCAPE '\\')."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _is_instance(task) -> bool:

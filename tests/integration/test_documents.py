@@ -287,6 +287,10 @@ def test_a_manufacturing_user_sees_only_the_effective_version(loaded_runtime, ca
     library.add_draft_version(rt, cast["dora"], "SOP-QA-009", "d.txt", b"draft")
     with rt.db.sessionmaker() as s:
         mia = [(r.document.number, [v.label for v in r.versions]) for r in library.library(s, rt, cast["mia"])]
+        # A search text is taken literally: "_" and "%" are not wildcards.
+        assert [r.document.number for r in library.library(s, rt, cast["quinn"], q="QA-00")] == \
+            ["SOP-QA-001", "SOP-QA-009"]
+        assert library.library(s, rt, cast["quinn"], q="_") == library.library(s, rt, cast["quinn"], q="%") == []
         qa = [(r.document.number, [v.label for v in r.versions]) for r in library.library(s, rt, cast["quinn"])]
         assert mia == [("SOP-QA-001", ["1.0"])]
         assert qa == [("SOP-QA-001", ["1.0", "2.0"]), ("SOP-QA-009", ["1.0"])]
@@ -306,6 +310,7 @@ def test_a_manufacturing_user_sees_only_the_effective_version(loaded_runtime, ca
     library.obsolete_document(rt, cast["dora"], "SOP-QA-001", "Replaced by SOP-QA-010")
     with rt.db.sessionmaker() as s:
         assert library.library(s, rt, cast["mia"]) == []
+        assert library.library(s, rt, cast["mia"], status="obsolete") == []  # the archive is not theirs
         archived = library.library(s, rt, cast["quinn"], status="obsolete")
         assert [(r.document.number, r.document.obsolete_reason) for r in archived] == [
             ("SOP-QA-001", "Replaced by SOP-QA-010")]

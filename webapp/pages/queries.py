@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
+from engine.db import contains
 from models import AuditEntry, ProcessDefinition, ProcessVersion, Record, Role, Task, TaskStatus, User
 
 # When a search uses filters the runtime cannot apply yet (dates, person, number), the pages
@@ -35,9 +36,9 @@ def record_audit(session: Session, record: Record, flt: AuditFilter | None = Non
         if flt.action:
             stmt = stmt.where(AuditEntry.action == flt.action)
         if flt.user:
-            stmt = stmt.where(func.lower(AuditEntry.username).like(f"%{flt.user.lower()}%"))
+            stmt = stmt.where(contains(AuditEntry.username, flt.user))
         if flt.field:
-            stmt = stmt.where(func.lower(AuditEntry.field).like(f"%{flt.field.lower()}%"))
+            stmt = stmt.where(contains(AuditEntry.field, flt.field))
         if flt.since:
             stmt = stmt.where(AuditEntry.at >= flt.since)
         if flt.until:
