@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from engine.db import make_engine
 from engine.runtime import Runtime
 from engine.settings import REPO_ROOT, Settings
 from models.migrate import upgrade
@@ -125,3 +126,35 @@ def deviation_start_data(**overrides) -> dict:
     }
     data.update(overrides)
     return data
+
+
+class Dba:
+    """Someone with direct database access who gets past the protective triggers (audit trail,
+    attachments, document files), to show that tampering behind the application is detected.
+
+    PostgreSQL: `SET session_replication_role = replica` in the connection disables ordinary
+    triggers, as a superuser could. SQLite: the triggers are dropped. A separate engine is used
+    and disposed, so the application's connection pool never sees the changed session.
+    """
+
+    def __init__(self, url: str):
+        self.engine = make_engine(url)
+
+    def __enter__(self):
+        self.conn = self.engine.connect()
+        self.tx = self.conn.begin()
+        if IS_POSTGRES:
+            self.conn.exec_driver_sql("SET session_replication_role = replica")
+        else:
+            names = self.conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars()
+            for name in list(names):
+                self.conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+        return self.conn
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.tx.commit()
+        else:
+            self.tx.rollback()
+        self.conn.close()
+        self.engine.dispose()

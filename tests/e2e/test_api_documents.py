@@ -12,10 +12,12 @@ import io
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from test_api_support import API, api, app, assert_error  # noqa: F401  fixtures
 
 from conftest import PASSWORD
+from tests.conftest import Dba
 from engine import documents as library
 from models import AuditEntry, DocumentVersion
 
@@ -398,11 +400,17 @@ def test_an_uploaded_draft_goes_into_approval_and_its_workers_see_it(sop, dora, 
 
 
 @pytest.mark.urs("URS-DOC-01")
-def test_a_stored_file_that_no_longer_matches_its_hash_is_not_served(sop, dora, mia, loaded_runtime):
-    with loaded_runtime.db.sessionmaker() as s:  # a storage fault or tampering behind the application's back
-        row = s.scalars(select(DocumentVersion).where(DocumentVersion.filename == "v1.pdf")).one()
-        row.content = pdf("Gowning 1.0, edited in the database")
-        s.commit()
+def test_a_stored_file_that_no_longer_matches_its_hash_is_not_served(sop, dora, mia, loaded_runtime, db_url):
+    # The database refuses a change of the stored file (migration 0005) ...
+    with pytest.raises(DBAPIError, match="never change"):
+        with loaded_runtime.db.sessionmaker() as s:
+            row = s.scalars(select(DocumentVersion).where(DocumentVersion.filename == "v1.pdf")).one()
+            row.content = pdf("Gowning 1.0, edited in the database")
+            s.commit()
+    # ... so only someone past the triggers can do it: the download still refuses the file.
+    with Dba(db_url) as conn:
+        conn.execute(text("UPDATE document_versions SET content = :c WHERE filename = 'v1.pdf'"),
+                     {"c": pdf("Gowning 1.0, edited in the database")})
     err = assert_error(mia.get("/documents/SOP-QA-001/versions/1.0/file"), 500, "integrity_error")
     assert "SHA-256" in err["message"]
     assert_error(dora.get("/documents/SOP-QA-001/versions/1.0/file?original=1"), 500, "integrity_error")

@@ -10,9 +10,8 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from engine.db import make_engine
 from models import AuditEntry, AuditHead, Record, Task, verify_chain
-from tests.conftest import IS_POSTGRES, PASSWORD, deviation_start_data
+from tests.conftest import IS_POSTGRES, PASSWORD, Dba, deviation_start_data
 from tests.fixtures.cast import add_users
 
 TRIAGE = {"classification": "minor", "investigator": "ivan", "rationale": "Short excursion."}
@@ -51,36 +50,6 @@ def entry_seq(rt, **where) -> int:
         for column, value in where.items():
             stmt = stmt.where(getattr(AuditEntry, column) == value)
         return s.scalar(stmt.order_by(AuditEntry.seq).limit(1))
-
-
-class Dba:
-    """Someone with direct database access who gets past the append-only triggers.
-
-    PostgreSQL: `SET session_replication_role = replica` in the connection disables ordinary
-    triggers, as a superuser could. SQLite: the triggers are dropped. A separate engine is used
-    and disposed, so the application's connection pool never sees the changed session.
-    """
-
-    def __init__(self, url: str):
-        self.engine = make_engine(url)
-
-    def __enter__(self):
-        self.conn = self.engine.connect()
-        self.tx = self.conn.begin()
-        if IS_POSTGRES:
-            self.conn.exec_driver_sql("SET session_replication_role = replica")
-        else:
-            self.conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_entries_no_update")
-            self.conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_entries_no_delete")
-        return self.conn
-
-    def __exit__(self, *exc):
-        if exc[0] is None:
-            self.tx.commit()
-        else:
-            self.tx.rollback()
-        self.conn.close()
-        self.engine.dispose()
 
 
 def _set_new(conn, seq: int, value) -> None:

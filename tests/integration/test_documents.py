@@ -635,3 +635,25 @@ def test_a_revision_of_a_document_not_yet_in_the_library_waits_for_document_cont
     assert the_task(rt, record.id, "submit_for_review").assignee == "ann"
     with pytest.raises(NotFound):
         rt.start_record(cast["ann"], "document_approval", {"document_number": "SOP-NONE-001", "version_id": 1})
+
+
+@pytest.mark.urs("URS-DOC-01")
+@pytest.mark.urs("URS-AUD-04")
+def test_the_database_refuses_to_change_a_stored_file_or_delete_a_version(loaded_runtime, cast, effective_v1):
+    """Status and dates move with the lifecycle; the file, its hash and its number never change."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    rt = loaded_runtime
+    for statement in ("UPDATE document_versions SET sha256 = 'x' WHERE id = :id",
+                      "UPDATE document_versions SET content = :blob WHERE id = :id",
+                      "UPDATE document_versions SET major = 9 WHERE id = :id",
+                      "DELETE FROM document_versions WHERE id = :id",
+                      "DELETE FROM documents"):
+        with pytest.raises(DBAPIError, match="never"):
+            with rt.db.engine.begin() as conn:
+                conn.execute(text(statement), {"id": effective_v1.id, "blob": b"other bytes"})
+    with rt.db.engine.begin() as conn:  # a lifecycle column may still change (here, back to itself)
+        conn.execute(text("UPDATE document_versions SET change_summary = change_summary WHERE id = :id"),
+                     {"id": effective_v1.id})
+    assert versions(rt, "SOP-QA-001")["1.0"].sha256 == effective_v1.sha256
