@@ -220,6 +220,8 @@ def test_an_operator_is_gated_until_she_reads_and_signs_the_effective_sop_in_the
     # Refusal: an operator may not read the matrix or its export.
     response = page.goto(base + "/training/matrix.csv")
     assert response.status == 403
+    assert "The training matrix is for QA, auditors, administrators and training coordinators" in page.inner_text(
+        "main")
     response = page.goto(base + "/training/users/otis")
     assert response.status == 403
     screenshot(page, "training-matrix-forbidden")
