@@ -125,7 +125,7 @@ def test_a_document_is_created_approved_in_the_browser_and_supersedes_its_previo
     rt = loaded_runtime
     base = live_server.url
     page = browser_context.new_page()
-    today = dt.date.today()
+    today = dt.datetime.now(dt.timezone.utc).date()  # the effective date is a UTC date
 
     # Document Control creates the document; a bad number is refused next to the field.
     log_in(page, base, "dora")
@@ -325,8 +325,8 @@ def effective_v2(loaded_runtime, cast):
         rt.complete_task(review.id, cast["rita"], {"recommendation": "approve", "review_comments": "ok"},
                          signature=sign("reviewed"))
         (approve,) = open_tasks(rt, record.number, "approve_document")
-        rt.complete_task(approve.id, cast["alex"], {"decision": "approve",
-                                                    "effective_date": dt.date.today().isoformat()},
+        today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+        rt.complete_task(approve.id, cast["alex"], {"decision": "approve", "effective_date": today},
                          signature=sign("approved"))
     library.add_draft_version(rt, cast["dora"], NUMBER, "gowning-v3.pdf", pdf("Gowning version 3 draft"))
     vs = versions(rt)
