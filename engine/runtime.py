@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, or_, select
@@ -492,7 +493,7 @@ class Runtime:
                 # What the signer attests: the record as it stands after their step (an approval binds
                 # the investigation it approves); one instance of a multi-instance task attests only
                 # its own answer, which never reaches the record's top-level fields.
-                attested = data if _is_instance(engine_task) else record.data
+                attested = () if _is_instance(engine_task) else record.data
                 signing.sign(session, signer=user, meaning=needs_signature, record=record, task=task,
                              record_data={k: record.data.get(k) for k in attested}, submitted=data)
             audit_event(session, "task_completed", record_id=record.id, entity="tasks", entity_id=task.id,
@@ -609,6 +610,7 @@ class Runtime:
             segregate_from=segregate, due_at=due_at,
             requires_training=[s.strip() for s in (props.get("requiresTraining") or "").split(",") if s.strip()],
             instructions=(spec.extensions or {}).get("instructionsForEndUser") or "",
+            item=_instance_item(engine_task),
         )
 
     @staticmethod
@@ -829,10 +831,26 @@ def _uuid(value: str):
 
 
 def _is_instance(task) -> bool:
-    """True for one instance of a multi-instance task (its parent's spec is the multi-instance spec)."""
+    """True for one instance of a multi-instance task: its parent's spec is the multi-instance spec,
+    whose `task_spec` names the instances' spec (SpiffWorkflow 3.2)."""
     parent = task.parent
-    return parent is not None and hasattr(parent.task_spec, "child_spec") and \
-        parent.task_spec.child_spec == task.task_spec.name
+    return parent is not None and isinstance(parent.task_spec, MultiInstanceTask) and \
+        parent.task_spec.task_spec == task.task_spec.name
+
+
+def _instance_item(engine_task) -> dict | None:
+    """The item one instance of a multi-instance task is for, {input item name: value}: the task
+    itself is the instance, or it lies in a sub-process that is (a reviewer's review). None else."""
+    workflow = engine_task.workflow
+    parent_id = getattr(workflow, "parent_task_id", None)  # set on a sub-process's own workflow
+    enclosing = workflow.top_workflow.get_task_from_id(parent_id) if parent_id else None
+    for task in (engine_task, enclosing):
+        if task is not None and _is_instance(task):
+            item = task.parent.task_spec.input_item
+            if item is None or item.bpmn_id not in engine_task.data:
+                return None
+            return _plain({item.bpmn_id: engine_task.data[item.bpmn_id]})
+    return None
 
 
 def _plain(data: dict) -> dict:

@@ -59,7 +59,7 @@ class Task(Base):
     """One user task that became ready. Its id is the engine's task id."""
 
     __tablename__ = "tasks"
-    __audited__ = ("status", "assignee", "completed_by_id", "due_at")
+    __audited__ = ("status", "assignee", "item", "completed_by_id", "due_at")
     __table_args__ = (
         Index("ix_tasks_status_role", "status", "role"),
         Index("ix_tasks_record_bpmn", "record_id", "bpmn_id"),
@@ -79,6 +79,9 @@ class Task(Base):
     # Training codes (document numbers or course codes) a person must be qualified for (URS-TRN-03).
     requires_training: Mapped[list] = mapped_column(JSON, default=list)
     instructions: Mapped[str] = mapped_column(Text, default="")
+    # One instance of a multi-instance task: the item it is for ({input item name: value}, e.g. the
+    # CAPA action it completes), fixed when the task is created; None for other tasks.
+    item: Mapped[dict | None] = mapped_column(JSON, default=None)
     due_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
     status: Mapped[TaskStatus] = mapped_column(enum_column(TaskStatus), default=TaskStatus.OPEN)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

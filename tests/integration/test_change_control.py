@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from engine.exceptions import CellqmsError, ValidationFailed
 from engine.runtime import Runtime
 from engine.settings import REPO_ROOT, Settings
-from models import ProcessDefinition, ProcessVersion, Record, RecordLink, RecordStatus, Task, TaskStatus
+from models import AuditEntry, ProcessDefinition, ProcessVersion, Record, RecordLink, RecordStatus, Task, TaskStatus
 from tests.conftest import PASSWORD
 
 PROCESSES = REPO_ROOT / "processes"
@@ -321,6 +321,13 @@ def test_impact_assessments_of_all_named_functions_are_open_at_once_each_for_its
     tasks = open_tasks(rt, record.id)
     assert sorted((t.bpmn_id, t.assignee) for t in tasks) == [
         ("assess_impact", "cleo"), ("assess_impact", "mara"), ("assess_impact", "vera")]
+    # Each instance knows the item it is for (shown on its task page), kept in the audit trail.
+    assert sorted((t.assignee, t.item["impact"]["function"]) for t in tasks) == [
+        ("cleo", "QC"), ("mara", "Manufacturing"), ("vera", "Validation")]
+    with rt.db.sessionmaker() as s:
+        created = s.scalar(select(AuditEntry).where(AuditEntry.entity == "tasks", AuditEntry.action == "create",
+                                                    AuditEntry.entity_id == tasks[0].id))
+        assert created.new["item"] == tasks[0].item
     with rt.db.sessionmaker() as s:
         for name in ("cleo", "vera", "mara"):
             inbox = [t for t in rt.open_tasks(s, users[name]) if t.record_id == record.id]
@@ -424,6 +431,12 @@ def test_signatures_of_parallel_instances_stay_valid(cc):
     assert sorted(verdicts) == sorted([("reviewed", "cleo", True), ("reviewed", "vera", True),
                                        ("approved", "quinn", True), ("authored", "ed", True),
                                        ("authored", "fay", True)])
+    # One instance's item and answer reach the record only through the gathered lists: no stray
+    # top-level copy of the last instance's values (impact, evidence ...) is left on the record.
+    data = record_data(rt, record.id)
+    assert {"impact", "impact_assessment", "implementation_task", "implementation_result",
+            "evidence", "completed_on"}.isdisjoint(data)
+    assert len(data["impact_assessments"]) == 2 and len(data["implementation_results"]) == 2
 
 
 # ------------------------------------------------------- document revision (URS-PLT-07)

@@ -161,6 +161,7 @@ def record_context(session, record, current_task=None) -> dict:
         shown_keys |= set(task.submitted_data or {})
         sections.append({"key": task.id, "title": task.name, "who": task.completed_by.full_name if
                          task.completed_by else "", "when": task.completed_at,
+                         "item": render_data({}, {}, task.item, tz=tz) if task.item else None,
                          "html": render_data(schema, ui, task.submitted_data or {}, tz=tz)})
     other = {k: v for k, v in (record.data or {}).items() if k not in shown_keys}
     return {
