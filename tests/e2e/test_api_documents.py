@@ -17,9 +17,9 @@ from sqlalchemy.exc import DBAPIError
 from test_api_support import API, api, app, assert_error  # noqa: F401  fixtures
 
 from conftest import PASSWORD
-from tests.conftest import Dba
 from engine import documents as library
 from models import AuditEntry, DocumentVersion
+from tests.conftest import Dba
 
 PEOPLE = {
     "dora": ("Dora Document-Control", ["Document Control"]),

@@ -16,8 +16,17 @@ from sqlalchemy import func, select, update
 
 from models import Record, Signature, Task, TaskStatus, User
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import (SCREENSHOTS, investigate, log_in, log_out, no_console_errors, open_task,
-                               raise_deviation, screenshot, triage)
+from tests.e2e.conftest import (
+    SCREENSHOTS,
+    investigate,
+    log_in,
+    log_out,
+    no_console_errors,
+    open_task,
+    raise_deviation,
+    screenshot,
+    triage,
+)
 
 pytestmark = pytest.mark.browser
 
