@@ -289,7 +289,7 @@ def add_revision_draft(runtime, user, task_id: str, filename: str, content: byte
     with runtime.db.unit_of_work(user) as session:
         person = session.get(User, user.id)
         task = session.get(Task, str(task_id))
-        if task is None or not runtime._may_see(session, person, task.record):
+        if task is None or not runtime.may_see_record(session, person, task.record):
             raise NotFound(f"There is no task '{task_id}' you may see.")
         if task.bpmn_id != "prepare_revision" or task.status != TaskStatus.OPEN:
             raise Conflict("This task is not an open 'prepare the revision' task of a document approval.")

@@ -713,11 +713,12 @@ class Runtime:
     # ------------------------------------------------------------------ reading
     def _visible_task(self, session: Session, user: User, task_id: str) -> Task:
         task = session.get(Task, str(task_id))
-        if task is None or not self._may_see(session, user, task.record):
+        if task is None or not self.may_see_record(session, user, task.record):
             raise NotFound(f"There is no task '{task_id}' you may see.")
         return task
 
-    def _may_see(self, session: Session, user: User, record: Record) -> bool:
+    def may_see_record(self, session: Session, user: User, record: Record) -> bool:
+        """Whether the person may open the record (its page, its API resource)."""
         user = session.get(User, user.id)
         return can_see_record(user, record, self.spec_info(record.process_version).roles)
 
@@ -725,7 +726,7 @@ class Runtime:
         record = session.get(Record, str(record_id))
         if record is None:
             record = session.scalar(select(Record).where(Record.number == str(record_id)))
-        if record is None or not self._may_see(session, user, record):
+        if record is None or not self.may_see_record(session, user, record):
             raise NotFound(f"There is no record '{record_id}' you may see.")
         return record
 

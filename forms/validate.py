@@ -80,7 +80,7 @@ def humanise(error) -> dict:
         return {"path": path, "message": f"Unknown field(s): {', '.join(extra)}."}
     messages = {
         "enum": lambda: "Choose one of: " + ", ".join(str(x) for x in val) + ".",
-        "const": lambda: f"Must be {val!r}.",
+        "const": lambda: "Tick this box to confirm." if val is True else f"Must be {val!r}.",
         "type": lambda: f"Must be {_type_words(val)}.",
         "minLength": lambda: "This field is required." if val == 1 else f"Must be at least {val} characters.",
         "maxLength": lambda: f"Must be at most {val:,} characters.",

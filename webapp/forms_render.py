@@ -30,6 +30,7 @@ from markupsafe import Markup, escape
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
 MAX_ROWS = 200  # a posted row count above this is not believed (hostile input)
 ROWS_SUFFIX = ".__rows"
+FORM_ERRORS = "form-errors"  # the id suffix of the list of problems that belong to no field
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -342,7 +343,8 @@ def render_form(schema: dict, ui: dict | None, raw: dict | None = None, errors: 
                 for m in ([f"{p}: {x}" for x in msgs] if p else msgs)]
     top = Markup("")
     if leftover:
-        top = Markup('<div class="form-errors" role="alert"><p>Please correct the form:</p><ul>{}</ul></div>').format(
+        top = Markup('<div class="form-errors" id="{}" role="alert"><p>Please correct the form:</p><ul>{}</ul>'
+                     '</div>').format(field_id(_join(prefix, FORM_ERRORS)),
             Markup("").join(Markup("<li>{}</li>").format(m) for m in leftover))
     return top + body
 
@@ -355,12 +357,28 @@ def error_summary(schema: dict, ui: dict | None, errors: list | None, prefix: st
     for e in errors:
         path = str(e.get("path") or "")
         label = _label_for_path(schema, ui or {}, path) if path else "Form"
-        target = field_id(_join(prefix, path)) if path else None
+        # A path that names no field of the form (e.g. a diagram expression that refused a value)
+        # links to the form's own list of such problems.
+        placed = path and (path.startswith("signature.") or _field_of(schema, path))
+        target = field_id(_join(prefix, path if placed else FORM_ERRORS))
         text = Markup("{}: {}").format(label, e.get("message"))
         items.append(Markup('<li><a href="#{}">{}</a></li>').format(target, text) if target else
                      Markup("<li>{}</li>").format(text))
     return Markup('<div class="error-summary" role="alert" tabindex="-1" id="error-summary">'
                   "<h2>There is a problem</h2><ul>{}</ul></div>").format(Markup("").join(items))
+
+
+def _field_of(schema: dict, path: str) -> bool:
+    """Whether `path` (``rows[2].quantity``) names a field of the schema."""
+    sub = schema
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            sub = sub.get("items") or {}
+        elif part in (sub.get("properties") or {}):
+            sub = sub["properties"][part]
+        else:
+            return False
+    return True
 
 
 def _label_for_path(schema: dict, ui: dict, path: str) -> str:
@@ -556,8 +574,11 @@ def _render_array(schema: dict, ui: dict, raw: list, path: str, required: bool, 
             row_err = Markup('<p class="field-error" id="{}-error">{}</p>').format(row_fid, " ".join(row_messages))
         remove = Markup('<button type="submit" class="secondary small" name="_action" value="remove:{}:{}" '
                         'formnovalidate>Remove {} {}</button>').format(path, i, item_title.lower(), i + 1)
-        rows.append(Markup('<fieldset class="row" id="{}"><legend>{} {}</legend>{}{}{}</fieldset>').format(
-            row_fid, item_title, i + 1, row_err, inner, remove))
+        if _type(items) == "object":
+            rows.append(Markup('<fieldset class="row" id="{}"><legend>{} {}</legend>{}{}{}</fieldset>').format(
+                row_fid, item_title, i + 1, row_err, inner, remove))
+        else:  # one value per row: its own label names it, and the input keeps the row's id
+            rows.append(Markup('<div class="row" id="{}-row">{}{}</div>').format(row_fid, inner, remove))
     empty = Markup('<p class="empty">No rows yet.</p>') if not raw else Markup("")
     add = Markup('<button type="submit" class="secondary" name="_action" value="add:{}" formnovalidate>'
                  'Add {}</button>').format(path, item_title.lower())

@@ -340,9 +340,6 @@ def _open_acks(rt, username: str) -> list[Task]:
 
 
 @pytest.mark.urs("URS-TRN-02")
-@pytest.mark.xfail(strict=True, reason="product bug: the 'Export CSV' link sits outside the htmx target "
-                   "#matrix, so after a filter applied in place it still carries the filter of the page as "
-                   "first loaded and exports rows the user does not see")
 def test_the_export_follows_a_filter_applied_in_place(live_server, browser_context, loaded_runtime, cast,
                                                       requirements):
     rt = loaded_runtime
@@ -360,4 +357,4 @@ def test_the_export_follows_a_filter_applied_in_place(live_server, browser_conte
     with page.expect_download() as download_info:
         page.click("#matrix-csv")
     rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text(encoding="utf-8-sig"))))
-    assert {(r["username"], r["code"], r["status"]) for r in rows} == shown  # fails: 4 rows, due ones too
+    assert {(r["username"], r["code"], r["status"]) for r in rows} == shown

@@ -198,3 +198,27 @@ def test_repeating_rows_through_the_start_page(counts_app):
                                        {"sample": "S2", "count": 4, "viability": 80.5, "passed": False}]
     page = c.get(resp.headers["Location"]).get_data(as_text=True)
     assert '<table class="rows">' in page and "<td>80.5</td>" in page
+
+
+@pytest.mark.urs("URS-PLT-03")
+def test_each_value_of_a_list_has_one_element_with_its_id_and_its_own_label():
+    schema = {"type": "object", "properties": {"reviewers": {
+        "type": "array", "title": "Reviewers", "items": {"type": "string", "title": "Reviewer"}}}}
+    html = str(render_form(schema, {}, {"reviewers": ["rita", "rob"]}))
+    for i in (0, 1):
+        assert html.count(f'id="f-reviewers-{i}"') == 1
+        assert f'<label for="f-reviewers-{i}">Reviewer {i + 1}' in html
+
+
+@pytest.mark.urs("URS-PLT-03")
+def test_a_problem_that_names_no_field_is_listed_once_in_the_form_and_the_summary_links_to_it():
+    from webapp.forms_render import error_summary
+
+    schema = {"type": "object", "properties": {"owner": {"type": "string", "title": "Owner"}}}
+    errors = [{"path": 'action["owner"]', "message": "'ivan' is not an active user holding the role 'Action Owner'."},
+              {"path": "owner", "message": "This field is required."}]
+    summary = str(error_summary(schema, {}, errors))
+    assert '<a href="#f-form-errors">' in summary and "is not an active user" in summary
+    assert '<a href="#f-owner">Owner: This field is required.</a>' in summary
+    form = str(render_form(schema, {}, {}, errors))
+    assert 'id="f-form-errors"' in form and form.count("is not an active user") == 1

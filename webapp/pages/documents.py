@@ -70,10 +70,12 @@ def show(number: str):
         for rid in (v.approval_record_id, v.change_record_id):
             if rid and rid not in records:
                 records[rid] = session.get(Record, rid)
+    # A record is linked only for those who may open it; the others read its number.
+    openable = {rid for rid, r in records.items() if r is not None and rt().may_see_record(session, user, r)}
     g.page_title = f"{row.document.number} {row.document.title}"
     is_control = _is_control(user)
     return render_template(
-        "documents/show.html", row=row, doc=row.document, records=records, is_control=is_control,
+        "documents/show.html", row=row, doc=row.document, records=records, openable=openable, is_control=is_control,
         everything=library.sees_everything(user), may_start=("Author" in user.role_names),
         approval_tasks=_approval_tasks(session, row.document.number, user),
         audit=library.document_audit(session, row.document) if library.sees_everything(user) else [],
