@@ -19,6 +19,8 @@ from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
 
 from forms import FormError, FormRegistry
@@ -440,12 +442,15 @@ class Runtime:
         return user
 
     def _next_number(self, session: Session, prefix: str) -> str:
+        """The next number of a prefix and year. The counter row is created if missing with
+        INSERT ... ON CONFLICT DO NOTHING, so two first records started at once both wait on the
+        same locked row instead of one failing on the unique constraint."""
         year = self.clock.now().year
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(RecordCounter).values(prefix=prefix, year=year, last=0)
+                        .on_conflict_do_nothing(index_elements=["prefix", "year"]))
         counter = session.scalar(select(RecordCounter).where(RecordCounter.prefix == prefix,
                                                              RecordCounter.year == year).with_for_update())
-        if counter is None:
-            counter = RecordCounter(prefix=prefix, year=year, last=0)
-            session.add(counter)
         counter.last += 1
         session.flush()
         return f"{prefix}-{year}-{counter.last:04d}"

@@ -2,6 +2,7 @@
 Conflict, and the task, the record and the audit trail show one completion (URS-OPS-01)."""
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
@@ -82,3 +83,22 @@ def _race_for_one_triage(rt, cast, reload_first: bool) -> None:
         (inv,) = [t for t in rt.open_tasks(s, cast["ivan"]) if t.record_id == record.id]
     rt.complete_task(inv.id, cast["ivan"], {"root_cause": "x", "product_impact": "y", "patient_impact": "z",
                                             "capa_required": True})
+
+
+@pytest.mark.urs("URS-OPS-01")
+def test_the_first_records_of_a_year_started_at_once_get_distinct_numbers(loaded_runtime):
+    """The number counter of a new prefix and year does not exist yet: both starts create it at
+    once. Neither fails on the unique constraint; they get 0001 and 0002. Each round is a new year
+    (the runtime's clock moved on), so each round races on a counter that does not exist yet."""
+    rt = loaded_runtime
+    cast = add_users(rt, {"olivia": ("Olivia Operator", ["Initiator"]), "iris": ("Iris Initiator", ["Initiator"])})
+    try:
+        for round_ in range(1, 4):
+            rt.clock.offset = dt.timedelta(days=370 * round_)
+            year = rt.clock.now().year
+            results, errors = race([lambda u=u: rt.start_record(cast[u], "deviation", deviation_start_data())
+                                    for u in ("olivia", "iris")])
+            assert errors == [None, None], errors
+            assert sorted(r.number for r in results) == [f"DEV-{year}-0001", f"DEV-{year}-0002"]
+    finally:
+        rt.clock.offset = dt.timedelta(0)
