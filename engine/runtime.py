@@ -51,6 +51,7 @@ from signatures import service as signing
 
 from . import services
 from . import state as engine_state
+from .actors import require_role
 from .db import Database, contains
 from .exceptions import (
     AccountLocked,
@@ -74,6 +75,7 @@ log = logging.getLogger("cellqms.engine")
 # round) from edits outside the process by it, together with the absence of a correction.
 PROCESS_STEP = "process step:"
 BASE_ROLE = "Employee"
+ADMIN_ROLE = "Admin"  # manages accounts, roles and passwords (URS-SEC-05)
 
 _ENGINE_ERRORS = (SpiffWorkflowException, UnsafeExpression)
 _TIMER_EVENT_SUFFIXES = ("TimeDateEventDefinition", "TimerEventDefinition")
@@ -179,6 +181,7 @@ class Runtime:
         if problem:
             raise ValidationFailed([{"path": "password", "message": problem}])
         with self.db.unit_of_work(actor) as session:
+            require_role(session, actor, {ADMIN_ROLE}, "Creating user accounts")
             if session.scalar(select(User.id).where(User.username == username)) is not None:
                 raise Conflict(f"The username '{username}' exists already (user names are never reused).")
             user = User(username=username, full_name=full_name, email=email,
@@ -193,7 +196,9 @@ class Runtime:
         return user
 
     def set_roles(self, actor, username: str, roles: list[str]) -> User:
+        """Set a person's roles to exactly these (plus Employee); an administrator's act, audited."""
         with self.db.unit_of_work(actor) as session:
+            require_role(session, actor, {ADMIN_ROLE}, "Changing roles")
             user = self._user(session, username)
             self._set_roles(session, user, list(dict.fromkeys([*roles, BASE_ROLE])))
             session.flush()
@@ -239,9 +244,8 @@ class Runtime:
                                    ) from None
         with self.db.unit_of_work(actor) as session:
             user = self._user(session, username)
-            if getattr(actor, "id", None) is not None and actor.id != user.id:
-                if "Admin" not in session.get(User, actor.id).role_names:
-                    raise Forbidden("Only an administrator may set another person's time zone.", code="not_in_role")
+            if getattr(actor, "id", None) != user.id:
+                require_role(session, actor, {ADMIN_ROLE}, "Setting another person's time zone")
             user.timezone = zone
 
     def deactivate_user(self, actor, username: str, reason: str) -> list[str]:
@@ -249,6 +253,7 @@ class Runtime:
         active documents the person still owns: Document Control must name new owners, and until
         then those documents' periodic reviews wait (engine.documents.reassign_owner)."""
         with self.db.unit_of_work(actor, reason=reason) as session:
+            require_role(session, actor, {ADMIN_ROLE}, "Deactivating accounts")
             user = self._user(session, username)
             user.active = False
             return list(session.scalars(select(Document.number).where(
@@ -260,6 +265,8 @@ class Runtime:
             raise ValidationFailed([{"path": "password", "message": problem}])
         with self.db.unit_of_work(actor) as session:
             user = self._user(session, username)
+            if getattr(actor, "id", None) != user.id:  # a reset, not one's own change
+                require_role(session, actor, {ADMIN_ROLE}, "Resetting another person's password")
             user.password_hash = credentials.hash_password(password)
             user.password_changed_at = utcnow()
             user.must_change_password = must_change

@@ -20,7 +20,7 @@ from .errors import error_page
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-ADMIN_ROLE = "Admin"
+ADMIN_ROLE = engine_runtime.ADMIN_ROLE
 # Roles offered on the user form besides those already in the database and the diagrams' lanes.
 BASE_ROLES = ("Admin", "Auditor", "Initiator", "Investigator", "Process Owner", "QA", "QA Head")
 
