@@ -15,7 +15,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from engine.settings import REPO_ROOT
-from models import Task, TaskStatus
+from models import Record, Task, TaskStatus
 from tests.conftest import PASSWORD, deviation_start_data
 from webapp import create_app
 
@@ -116,6 +116,26 @@ def csrf_token_of(html: str) -> str:
     m = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert m, "no CSRF token in the page"
     return m.group(1)
+
+
+# ----------------------------------------------------------------------------- reading the database in browser tests
+
+def record_by_number(rt, number: str) -> Record:
+    with rt.db.sessionmaker() as s:
+        return s.scalar(select(Record).where(Record.number == number))
+
+
+def open_rows(rt, record_id: str) -> list[Task]:
+    """The record's open tasks, oldest first."""
+    with rt.db.sessionmaker() as s:
+        return list(s.scalars(select(Task).where(Task.record_id == record_id, Task.status == TaskStatus.OPEN)
+                              .order_by(Task.created_at)))
+
+
+def the_open_task(rt, record_id: str, bpmn_id: str, assignee: str | None = None) -> Task:
+    (task,) = [t for t in open_rows(rt, record_id)
+               if t.bpmn_id == bpmn_id and (assignee is None or t.assignee == assignee)]
+    return task
 
 
 # ----------------------------------------------------------------------------- live server and browser

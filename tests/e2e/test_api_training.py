@@ -3,23 +3,23 @@ answers 403 `not_qualified` with `details.missing` to an untrained caller; the c
 "read and understood" through the same API and may then complete it; a new effective version
 makes them unqualified again (URS-TRN-01). Flask's test client on a real, migrated database.
 """
+# ruff: noqa: F811  (the `rt` fixture imported from the training helpers is a parameter of the tests)
 from __future__ import annotations
 
 import pytest
 
 from engine import training
 from tests.conftest import PASSWORD
-from tests.fixtures.training_gate.helpers import GATED_CODE, add_document, cast, make_effective, training_runtime
+from tests.fixtures.training_gate.helpers import (
+    GATED_CODE,
+    add_document,
+    cast,
+    make_effective,
+    rt,  # noqa: F401  (a fixture)
+    )
 from webapp import create_app
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def rt(db_url, tmp_path):
-    runtime = training_runtime(db_url, tmp_path)
-    yield runtime
-    runtime.db.dispose()
 
 
 @pytest.fixture

@@ -28,9 +28,12 @@ from tests.e2e.conftest import (
     log_in,
     log_out,
     no_console_errors,
+    open_rows,
     open_task,
     raise_deviation,
+    record_by_number,
     screenshot,
+    the_open_task,
     triage,
 )
 from tests.fixtures.cast import add_users
@@ -56,21 +59,6 @@ def owners(loaded_runtime, cast):
 
 # ----------------------------------------------------------------------------- helpers
 
-def record_by_number(rt, number: str) -> Record:
-    with rt.db.sessionmaker() as s:
-        return s.scalar(select(Record).where(Record.number == number))
-
-
-def open_rows(rt, record_id: str) -> list[Task]:
-    with rt.db.sessionmaker() as s:
-        return list(s.scalars(select(Task).where(Task.record_id == record_id, Task.status == TaskStatus.OPEN)
-                              .order_by(Task.created_at)))
-
-
-def the_open_task(rt, record_id: str, bpmn_id: str, assignee: str | None = None) -> Task:
-    (task,) = [t for t in open_rows(rt, record_id)
-               if t.bpmn_id == bpmn_id and (assignee is None or t.assignee == assignee)]
-    return task
 
 
 def signatures_of(rt, record_id: str) -> list[tuple[str, str, bool]]:

@@ -21,7 +21,15 @@ from sqlalchemy import func, select
 from engine import documents
 from models import AuditEntry, Record, RecordLink, RecordStatus, Signature, Task, TaskStatus
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import log_in, log_out, no_console_errors, screenshot
+from tests.e2e.conftest import (
+    log_in,
+    log_out,
+    no_console_errors,
+    open_rows,
+    record_by_number,
+    screenshot,
+    the_open_task,
+)
 from tests.fixtures.cast import add_users
 
 pytestmark = pytest.mark.browser
@@ -47,21 +55,6 @@ def cc_cast(loaded_runtime, cast):
 
 # ----------------------------------------------------------------------------- helpers
 
-def record_by_number(rt, number: str) -> Record:
-    with rt.db.sessionmaker() as s:
-        return s.scalar(select(Record).where(Record.number == number))
-
-
-def open_rows(rt, record_id: str) -> list[Task]:
-    with rt.db.sessionmaker() as s:
-        return list(s.scalars(select(Task).where(Task.record_id == record_id, Task.status == TaskStatus.OPEN)
-                              .order_by(Task.created_at)))
-
-
-def the_open_task(rt, record_id: str, bpmn_id: str, assignee: str | None = None) -> Task:
-    (task,) = [t for t in open_rows(rt, record_id)
-               if t.bpmn_id == bpmn_id and (assignee is None or t.assignee == assignee)]
-    return task
 
 
 def assert_manifest(manifest: str, name: str, meaning: str):

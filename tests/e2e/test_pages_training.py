@@ -3,6 +3,7 @@ they read and sign from their training page (URS-TRN-02, URS-SIG-01); the traini
 role and per person, filtered, and exported as CSV (URS-TRN-02), for QA, auditors, administrators
 and training coordinators only (URS-SEC-02). Flask's test client on a real, migrated database.
 """
+# ruff: noqa: F811  (the `rt` fixture imported from the training helpers is a parameter of the tests)
 from __future__ import annotations
 
 import csv
@@ -27,19 +28,12 @@ from tests.fixtures.training_gate.helpers import (
     cast,
     gated_task,
     make_effective,
+    rt,  # noqa: F401  (a fixture)
     start_gated,
-    training_runtime,
 )
 from webapp import create_app
 
 COURSE = "GMP-101"
-
-
-@pytest.fixture
-def rt(db_url, tmp_path):
-    runtime = training_runtime(db_url, tmp_path)
-    yield runtime
-    runtime.db.dispose()
 
 
 @pytest.fixture

@@ -184,18 +184,24 @@ def _make_timer_due(rt, record) -> None:
     rt.cache.clear()
 
 
+def reviewed_new_document(rt, cast, number: str, author: str) -> Record:
+    """A new document's v1.0 draft whose approval `author` started and submitted, reviewed by rita:
+    the approval record, waiting for the approver."""
+    library.create_document(rt, cast["dora"], number, f"Test method {number}", "Test method", "owen")
+    draft = library.add_draft_version(rt, cast["dora"], number, "method.txt", f"{number} v1".encode())
+    record = rt.start_record(cast[author], "document_approval", {"document_number": number, "version_id": draft.id})
+    rt.complete_task(the_task(rt, record.id, "submit_for_review").id, cast[author],
+                     {"change_summary": "New.", "reviewers": ["rita"]}, signature=sign("authored"))
+    rt.complete_task(the_task(rt, record.id, "review_document").id, cast["rita"],
+                     {"recommendation": "approve", "review_comments": "ok"}, signature=sign("reviewed"))
+    return record
+
+
 @pytest.mark.urs("URS-SEC-03")
 @pytest.mark.urs("URS-DOC-02")
 def test_the_author_cannot_approve_their_own_document(loaded_runtime, cast):
     rt = loaded_runtime
-    library.create_document(rt, cast["dora"], "SOP-QC-002", "Sterility testing", "Test method", "owen")
-    draft = library.add_draft_version(rt, cast["dora"], "SOP-QC-002", "sterility.txt", b"Sterility test v1")
-    record = rt.start_record(cast["alex"], "document_approval", {"document_number": "SOP-QC-002",
-                                                                  "version_id": draft.id})
-    rt.complete_task(the_task(rt, record.id, "submit_for_review").id, cast["alex"],
-                     {"change_summary": "New.", "reviewers": ["rita"]}, signature=sign("authored"))
-    rt.complete_task(the_task(rt, record.id, "review_document").id, cast["rita"],
-                     {"recommendation": "approve", "review_comments": "ok"}, signature=sign("reviewed"))
+    record = reviewed_new_document(rt, cast, "SOP-QC-002", author="alex")
     task = the_task(rt, record.id, "approve_document")
     with pytest.raises(Forbidden) as refused:
         rt.complete_task(task.id, cast["alex"], {"decision": "approve", "effective_date": dt.date.today().isoformat()},
@@ -209,14 +215,7 @@ def test_the_author_cannot_approve_their_own_document(loaded_runtime, cast):
 @pytest.mark.urs("URS-DOC-02")
 def test_an_effective_date_in_the_past_is_refused_and_nothing_is_saved(loaded_runtime, cast):
     rt = loaded_runtime
-    library.create_document(rt, cast["dora"], "SOP-QC-003", "Endotoxin", "Test method", "owen")
-    draft = library.add_draft_version(rt, cast["dora"], "SOP-QC-003", "endotoxin.txt", b"Endotoxin v1")
-    record = rt.start_record(cast["dora"], "document_approval", {"document_number": "SOP-QC-003",
-                                                                  "version_id": draft.id})
-    rt.complete_task(the_task(rt, record.id, "submit_for_review").id, cast["dora"],
-                     {"change_summary": "New.", "reviewers": ["rita"]}, signature=sign("authored"))
-    rt.complete_task(the_task(rt, record.id, "review_document").id, cast["rita"],
-                     {"recommendation": "approve", "review_comments": "ok"}, signature=sign("reviewed"))
+    record = reviewed_new_document(rt, cast, "SOP-QC-003", author="dora")
     task = the_task(rt, record.id, "approve_document")
     with pytest.raises(ValidationFailed) as refused:
         rt.complete_task(task.id, cast["alex"], {"decision": "approve", "effective_date": "2020-01-01"},

@@ -3,6 +3,7 @@ per role (URS-TRN-01), assignment when a role is gained or a requirement added, 
 through the acknowledgement, or instructor-led), and the training matrix (URS-TRN-02).
 Real runtime, real database (SQLite or PostgreSQL, see tests/conftest.py).
 """
+# ruff: noqa: F811  (the `rt` fixture imported from the training helpers is a parameter of the tests)
 from __future__ import annotations
 
 import csv
@@ -36,19 +37,12 @@ from tests.fixtures.training_gate.helpers import (
     add_document,
     cast,
     make_effective,
+    rt,  # noqa: F401  (a fixture)
     training_records,
-    training_runtime,
     training_settings,
 )
 
 COURSE = "GMP-101"
-
-
-@pytest.fixture
-def rt(db_url, tmp_path):
-    runtime = training_runtime(db_url, tmp_path)
-    yield runtime
-    runtime.db.dispose()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ makes versions effective, which assigns the training in the same transaction; ea
 signs a "read and understood" on their own training_acknowledgement record. Real runtime, real
 database (SQLite or PostgreSQL, see tests/conftest.py).
 """
+# ruff: noqa: F811  (the `rt` fixture imported from the training helpers is a parameter of the tests)
 from __future__ import annotations
 
 import pytest
@@ -35,17 +36,10 @@ from tests.fixtures.training_gate.helpers import (
     cast,
     gated_task,
     make_effective,
+    rt,  # noqa: F401  (a fixture)
     start_gated,
     training_records,
-    training_runtime,
 )
-
-
-@pytest.fixture
-def rt(db_url, tmp_path):
-    runtime = training_runtime(db_url, tmp_path)
-    yield runtime
-    runtime.db.dispose()
 
 
 @pytest.fixture
