@@ -464,7 +464,7 @@ def _open_ids(runtime: Runtime, record_id: str) -> list[str]:
     with runtime.db.sessionmaker() as session:
         rows = session.scalars(select(Task.bpmn_id).where(Task.record_id == record_id,
                                                           Task.status == TaskStatus.OPEN)).all()
-    return sorted(bpmn_id(r) for r in rows)
+    return sorted(rows)
 
 
 def _check_open(runtime: Runtime, record_id: str, step: Step) -> None:
@@ -517,7 +517,7 @@ def _run_steps(runtime: Runtime, scenario: Scenario, result: ScenarioResult) -> 
 def _complete(runtime: Runtime, record_id: str, step: Step, users: dict) -> None:
     with runtime.db.sessionmaker() as session:
         rows = session.scalars(select(Task).where(Task.record_id == record_id,
-                                                  Task.bpmn_id.in_([step.task, step.task + _MI_SUFFIX]),
+                                                  Task.bpmn_id == step.task,
                                                   Task.status == TaskStatus.OPEN)
                                .order_by(Task.created_at)).all()
     task = _pick_instance(rows, step.actor)
@@ -560,7 +560,6 @@ def _check_final(runtime: Runtime, scenario: Scenario, record_id: str) -> None:
                 actual.append({"task": task.bpmn_id if task else None, "meaning": sig.meaning,
                                "by": sig.signer.username, "valid": valid})
             wanted = [{"valid": True, **w} for w in expect["signatures"] or []]
-            actual = [{**a, "task": bpmn_id(a["task"])} for a in actual]
             if [_sig_key(a) for a in actual] != [_sig_key(w) for w in wanted]:
                 raise StepFailed(f"at the end: signatures are {[_sig_text(a) for a in actual]}, "
                                  f"expected {[_sig_text(w) for w in wanted]}")
@@ -645,12 +644,6 @@ def _link_text(link: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------- multi-instance
-# SpiffWorkflow names the instances of a multi-instance task "<bpmn id> [child]", and the runtime
-# stores that name as the task's bpmn_id. Scenarios name tasks by their BPMN id, so the runner
-# reads both (a no-op once the runtime stores the BPMN id itself).
-_MI_SUFFIX = " [child]"
-
-
 def _pick_instance(rows: list[Task], actor: str) -> Task | None:
     """Of the open tasks with one BPMN id (oldest first), the one assigned to `actor`, else the oldest.
 
@@ -658,13 +651,6 @@ def _pick_instance(rows: list[Task], actor: str) -> Task | None:
     person, so "complete: complete_action as: anna" means anna's instance.
     """
     return next((t for t in rows if t.assignee == actor), rows[0] if rows else None)
-
-
-def bpmn_id(task_name: str | None) -> str | None:
-    """The BPMN id of a task row's name (a multi-instance instance's name without " [child]")."""
-    if task_name and task_name.endswith(_MI_SUFFIX):
-        return task_name[: -len(_MI_SUFFIX)]
-    return task_name
 
 
 # ----------------------------------------------------------------------------------- whole diagrams

@@ -638,11 +638,13 @@ def _display(schema: dict, ui: dict, value, tz) -> Markup:
     if isinstance(value, list):
         items = schema.get("items") or {}
         if value and all(isinstance(v, dict) for v in value):
-            cols = ordered_properties(items, ui.get("items") or {}) or sorted({k for v in value for k in v})
+            items_ui = ui.get("items") or {}
+            cols = ordered_properties(items, items_ui) or sorted({k for v in value for k in v})
             head = Markup("").join(Markup('<th scope="col">{}</th>').format(
                 _title((items.get("properties") or {}).get(c, {}), c)) for c in cols)
             body = Markup("").join(Markup("<tr>{}</tr>").format(Markup("").join(
-                Markup("<td>{}</td>").format(_display((items.get("properties") or {}).get(c, {}), {}, v.get(c), tz))
+                Markup("<td>{}</td>").format(_display((items.get("properties") or {}).get(c, {}),
+                                                      items_ui.get(c) or {}, v.get(c), tz))
                 for c in cols)) for v in value)
             return Markup('<table class="rows"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>').format(head, body)
         return Markup(", ").join(_display(items, ui.get("items") or {}, v, tz) for v in value) or Markup("—")

@@ -222,3 +222,13 @@ def test_a_problem_that_names_no_field_is_listed_once_in_the_form_and_the_summar
     assert '<a href="#f-owner">Owner: This field is required.</a>' in summary
     form = str(render_form(schema, {}, {}, errors))
     assert 'id="f-form-errors"' in form and form.count("is not an active user") == 1
+
+
+@pytest.mark.urs("URS-PLT-03")
+def test_a_table_of_rows_shows_the_labels_of_its_choices():
+    schema = {"type": "object", "properties": {"items": {"type": "array", "items": {
+        "type": "object", "properties": {"kind": {"type": "string", "title": "Kind", "enum": ["equipment", "document"]},
+                                         "reference": {"type": "string", "title": "Reference"}}}}}}
+    ui = {"items": {"items": {"kind": {"ui:labels": {"equipment": "Equipment", "document": "Document"}}}}}
+    html = str(render_data(schema, ui, {"items": [{"kind": "equipment", "reference": "CRF-03"}]}))
+    assert "<td>Equipment</td>" in html and "<td>equipment</td>" not in html
