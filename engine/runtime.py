@@ -470,33 +470,11 @@ class Runtime:
         password is counted and audited in its own transaction; the task stays as it was.
         """
         data = dict(data or {})
-        with self.db.sessionmaker() as session:  # read-only pre-checks, so a refusal writes nothing
-            task = self._visible_task(session, user, task_id)
-            self._check_can_complete(session, user, task)
-            self._validate(task.form, data)
-            needs_signature = task.signature_meaning
+        needs_signature = self._precheck(task_id, user, data)
         if needs_signature:
             self._check_signature_request(user, needs_signature, signature)
         with self.db.unit_of_work(user) as session:
-            user = session.get(User, user.id)
-            task = session.get(Task, task_id, with_for_update={"of": Task})
-            record = session.get(Record, task.record_id)
-            session.info["audit_reason"] = f"{PROCESS_STEP} '{task.name}' completed"
-            self._check_can_complete(session, user, task)  # again, inside the transaction
-            live = self._live(session, record)
-            engine_task = live.workflow.get_task_from_id(_uuid(task.id)) if live else None
-            if engine_task is None or engine_task.state != TaskState.READY:
-                raise Conflict("This task is no longer open; someone else completed it a moment ago.")
-            try:
-                engine_task.data.update(data)
-                with services.step(self, session, user, record):
-                    engine_task.run()
-                self._advance(session, record, live, completed=engine_task, actor=user)
-            except _ENGINE_ERRORS as exc:
-                raise ProcessRejected(f"The process could not move on: {_engine_message(exc)}",
-                                      code="engine_error") from exc
-            except CellqmsError:
-                raise
+            user, task, record, live, engine_task = self._run_step(session, task_id, user, data)
             task.status = TaskStatus.COMPLETED
             task.completed_by_id = user.id
             task.completed_at = utcnow()
@@ -513,6 +491,51 @@ class Runtime:
             session.flush()
             self._after_commit(session, record, live)
             return record
+
+    def check_completion(self, task_id: str, user: User, data: dict) -> None:
+        """Raise what completing the task with `data` would raise, and change nothing.
+
+        The step runs for real inside a transaction that is always rolled back: what only the
+        process can tell (a named person without the role the next task needs, a script's
+        refusal) is said before the person signs, not after they typed their password.
+        """
+        data = dict(data or {})
+        self._precheck(task_id, user, data)
+        try:
+            with self.db.unit_of_work(user) as session:
+                self._run_step(session, task_id, user, data)
+                raise _TrialRun
+        except _TrialRun:
+            return
+
+    def _precheck(self, task_id: str, user: User, data: dict) -> str | None:
+        """Read-only checks before any write (visible, allowed, valid form); the signature meaning."""
+        with self.db.sessionmaker() as session:
+            task = self._visible_task(session, user, task_id)
+            self._check_can_complete(session, user, task)
+            self._validate(task.form, data)
+            return task.signature_meaning
+
+    def _run_step(self, session: Session, task_id: str, user: User, data: dict):
+        """Inside a unit of work: lock the task, check again, run it and move the engine on."""
+        user = session.get(User, user.id)
+        task = session.get(Task, task_id, with_for_update={"of": Task})
+        record = session.get(Record, task.record_id)
+        session.info["audit_reason"] = f"{PROCESS_STEP} '{task.name}' completed"
+        self._check_can_complete(session, user, task)  # again, inside the transaction
+        live = self._live(session, record)
+        engine_task = live.workflow.get_task_from_id(_uuid(task.id)) if live else None
+        if engine_task is None or engine_task.state != TaskState.READY:
+            raise Conflict("This task is no longer open; someone else completed it a moment ago.")
+        try:
+            engine_task.data.update(data)
+            with services.step(self, session, user, record):
+                engine_task.run()
+            self._advance(session, record, live, completed=engine_task, actor=user)
+        except _ENGINE_ERRORS as exc:
+            raise ProcessRejected(f"The process could not move on: {_engine_message(exc)}",
+                                  code="engine_error") from exc
+        return user, task, record, live, engine_task
 
     def _check_signature_request(self, user: User, meaning: str, signature: dict | None) -> None:
         if not signature or not signature.get("password"):
@@ -841,6 +864,10 @@ def _uuid(value: str):
         return UUID(str(value))
     except ValueError:
         return None
+
+
+class _TrialRun(Exception):
+    """Ends check_completion's unit of work so that it rolls back."""
 
 
 def _is_instance(task) -> bool:

@@ -14,10 +14,10 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine import state as engine_state
-from engine.exceptions import CellqmsError, Forbidden
+from engine.exceptions import CellqmsError, Forbidden, ValidationFailed
 from engine.settings import REPO_ROOT
 from models import AuditEntry, Record, RecordStatus, Task, TaskStatus, TimerJob, verify_chain
 from tests.conftest import PASSWORD, deviation_start_data
@@ -343,3 +343,37 @@ def _engine_data(rt, record_id: str, task_id: str) -> dict:
         info = rt.spec_info(record.process_version)
         live = engine_state.load(s, record, info.spec, info.subprocess_specs, rt.script_engine)
         return dict(live.workflow.get_task_from_id(uuid.UUID(task_id)).data)
+
+
+@pytest.mark.urs("URS-PLT-02")
+@pytest.mark.urs("URS-SIG-01")
+def test_trying_a_step_before_signing_says_what_the_process_refuses_and_changes_nothing(loaded_runtime, cast):
+    """check_completion runs the step for real and rolls it back: the investigation that would raise
+    a CAPA raises none, no number is used up, the audit trail is untouched; a plan naming an owner
+    without the Action Owner role is refused with the reason before anyone signs."""
+    rt = loaded_runtime
+    record = rt.start_record(cast["olivia"], "deviation", deviation_start_data(title="Expired reagent"))
+    rt.complete_task(the_task(rt, cast["quinn"], record.id, "triage_deviation").id, cast["quinn"],
+                     {"classification": "major", "investigator": "ivan", "rationale": "Release test affected."})
+    investigate = the_task(rt, cast["ivan"], record.id, "investigate_deviation")
+
+    def state():
+        with rt.db.sessionmaker() as s:
+            return (s.scalar(select(func.count()).select_from(AuditEntry)), len(_all_records(rt)),
+                    s.get(Task, investigate.id).status, s.get(Record, record.id).version)
+
+    before = state()
+    assert rt.check_completion(investigate.id, cast["ivan"], INVESTIGATION) is None
+    assert state() == before and capa_records(rt) == []
+    done = rt.complete_task(investigate.id, cast["ivan"], INVESTIGATION)  # for real: the CAPA is raised
+    year = rt.clock.now().year
+    assert [c.number for c in capa_records(rt)] == [f"CAPA-{year}-0001"]  # the trial used up no number
+
+    plan = the_task(rt, cast["quinn"], done.data["capa"]["id"], "plan_capa")
+    bad = {**PLAN, "actions": [{**PLAN["actions"][0], "owner": "ivan"}]}
+    with pytest.raises(ValidationFailed) as refused:
+        rt.check_completion(plan.id, cast["quinn"], bad)
+    assert "'ivan' is not an active user holding the role 'Action Owner'" in refused.value.errors[0]["message"]
+    with rt.db.sessionmaker() as s:
+        assert s.get(Task, plan.id).status == TaskStatus.OPEN
+        assert verify_chain(s)["ok"]

@@ -85,9 +85,20 @@ def submit(task_id: str):
     meaning = task.signature_meaning
     if meaning and action != "sign":
         # Signing step 1: check the form, then show exactly what will be signed and with what meaning.
-        errors = rt().forms.errors(task.form, parsed.data, today=rt().clock.now().date()) if task.form else []
-        if errors:
-            return _render(task, schema, ui, raw=parsed.raw, errors=errors, status=400)
+        # The step is tried (and rolled back) first, so that what only the process can refuse is
+        # said now, before the person types their password.
+        try:
+            call(rt().check_completion, task_id, current_user, parsed.data)
+        except ValidationFailed as exc:
+            _, task, schema, ui = _load(task_id)
+            return _render(task, schema, ui, raw=parsed.raw, errors=exc.errors, status=400)
+        except Conflict:
+            _, task, _, _ = _load(task_id)
+            return _conflict(task)
+        except Forbidden as exc:
+            _, task, schema, ui = _load(task_id)
+            return _render(task, schema, ui, step="refused", refusal=exc, status=403)
+        _, task, schema, ui = _load(task_id)
         return _render(task, schema, ui, step="sign", raw=parsed.raw, data=parsed.data)
     signature = None
     if meaning:
