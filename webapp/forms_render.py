@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import url_for
 from markupsafe import Markup, escape
 
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
@@ -620,9 +621,28 @@ def render_data(schema: dict | None, ui: dict | None, data: dict | None, *, tz="
     rows = []
     for name in names:
         sub = props.get(name, {})
-        rows.append(Markup("<dt>{}</dt><dd>{}</dd>").format(_title(sub, name) if sub else name,
-                                                            _display(sub, ui.get(name) or {}, data[name], tz)))
+        shown = _display(sub, ui.get(name) or {}, data[name], tz)
+        href = _link(ui.get(name) or {}, data[name], data)
+        if href:
+            shown = Markup('<a href="{}">{}</a>').format(href, shown)
+        rows.append(Markup("<dt>{}</dt><dd>{}</dd>").format(_title(sub, name) if sub else name, shown))
     return Markup('<dl class="data">{}</dl>').format(Markup("").join(rows))
+
+
+# ``"ui:link": "document"`` (or ``{"to": "document", "when": {"kind": "document"}}``) on a text field:
+# its value is shown as a link to that document's page, or record's page ("record").
+_LINK_TARGETS = {"document": "documents.show", "record": "records.show"}
+
+
+def _link(ui: dict, value, siblings: dict) -> str | None:
+    link = ui.get("ui:link")
+    if isinstance(link, str):
+        link = {"to": link}
+    if not isinstance(link, dict) or link.get("to") not in _LINK_TARGETS or not isinstance(value, str) or not value:
+        return None
+    if any(siblings.get(k) != v for k, v in (link.get("when") or {}).items()):
+        return None
+    return url_for(_LINK_TARGETS[link["to"]], number=value)
 
 
 def _display(schema: dict, ui: dict, value, tz) -> Markup:

@@ -285,3 +285,16 @@ def test_only_qa_and_training_coordinators_manage_requirements(rt, people, as_us
         training.require_training(rt, people["olga"], "Operator", COURSE, "course", "GMP basics")
     with rt.db.sessionmaker() as session:
         assert [(r.role_name, r.code) for r in training.requirements(session)] == [("Operator", GATED_CODE)]
+
+
+@pytest.mark.urs("URS-TRN-02")
+def test_the_read_and_understood_task_links_to_the_document_to_read(rt, people, as_user):
+    make_effective(rt, major=1)
+    (task,) = ack_tasks(rt, "olga")
+    page = as_user("olga").get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert f'<a href="/documents/{GATED_CODE}">{GATED_CODE}</a>' in page
+    # A course has no document page: its code is plain text.
+    training.require_training(rt, None, "Operator", COURSE, "course", "GMP basics", 30)
+    (course_task,) = [t for t in ack_tasks(rt, "olga") if t.id != task.id]
+    page = as_user("olga").get(f"/tasks/{course_task.id}").get_data(as_text=True)
+    assert COURSE in page and f'href="/documents/{COURSE}"' not in page
