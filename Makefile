@@ -43,7 +43,7 @@ run: install assets demo  ## set up everything and serve the product on http://$
 test: test-sqlite test-postgres  ## run every test on SQLite and on PostgreSQL
 
 # Tests run in parallel on every core (pytest-xdist); each test has its own database.
-PYTEST := $(BIN)/pytest -q -n auto
+PYTEST := $(BIN)/pytest -q -n auto --durations=15
 
 test-sqlite: install assets  ## run every test on SQLite
 	$(PYTEST)
