@@ -221,6 +221,16 @@ def no_console_errors(context):
     assert errors == [], errors
 
 
+def refusal_of(page, base: str, task_id: str, code: str) -> str:
+    """Open a task the person may not complete: the page says why, with the reason code, and shows
+    no form. Returns the refusal's text for the test's own checks."""
+    page.goto(base + f"/tasks/{task_id}")
+    refusal = page.inner_text("#refusal")
+    assert "You cannot complete this task" in refusal and f"Reason code: {code}" in refusal, refusal
+    assert page.locator("form.task-form").count() == 0
+    return refusal
+
+
 def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     no_console_errors,
     open_rows,
     record_by_number,
+    refusal_of,
     screenshot,
     the_open_task,
 )
@@ -171,8 +172,7 @@ def test_a_change_is_requested_assessed_approved_implemented_reviewed_and_closed
         log_in(page, base, assessor)
         assert page.locator("#inbox-count").inner_text() == "1"
         if assessor == "vera":  # cleo's assessment, still open, is not vera's to do
-            page.goto(base + f"/tasks/{assessments['cleo'].id}")
-            assert "not_assigned" in page.inner_text("#refusal")
+            refusal_of(page, base, assessments["cleo"].id, "not_assigned")
             page.goto(base + "/")
         page.click("#inbox-table >> text=Impact assessment")
         page.wait_for_selector("#f-impact_summary")
@@ -189,10 +189,7 @@ def test_a_change_is_requested_assessed_approved_implemented_reviewed_and_closed
     # URS-SEC-03: max holds QA but requested the change: he may not approve it.
     log_in(page, base, "max")
     assert "QA approval before implementation" not in page.inner_text("main")
-    page.goto(base + f"/tasks/{approval.id}")
-    refusal = page.inner_text("#refusal")
-    assert "You cannot complete this task" in refusal and "segregation_of_duties" in refusal
-    assert page.locator("#f-decision").count() == 0
+    refusal_of(page, base, approval.id, "segregation_of_duties")
     screenshot(page, "cc-approval-refused-to-requester")
     log_out(page)
 
@@ -321,9 +318,7 @@ def test_form_errors_are_shown_next_to_their_fields_and_nothing_is_saved(live_se
 
     # An assessor outside QA cannot do the risk assessment.
     log_in(page, base, "cleo")
-    page.goto(base + f"/tasks/{risk.id}")
-    assert "for the role 'QA'" in page.inner_text("#refusal")
-    assert page.locator("#f-severity").count() == 0
+    assert "for the role 'QA'" in refusal_of(page, base, risk.id, "not_in_role")
     log_out(page)
 
     # A severity of 6 and an assessor without the Impact Assessor role: shown next to the fields.

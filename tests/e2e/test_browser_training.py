@@ -27,7 +27,7 @@ from engine import training
 from engine.settings import REPO_ROOT, Settings
 from models import Record, RecordStatus, Signature, Task, TaskStatus, TrainingRecord, User
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import log_in, log_out, no_console_errors, screenshot
+from tests.e2e.conftest import log_in, log_out, no_console_errors, refusal_of, screenshot
 from tests.fixtures.cast import DEVIATION_CAST, add_users
 from tests.fixtures.training_gate.helpers import FIXTURE, GATED_CODE
 
@@ -134,9 +134,7 @@ def test_an_operator_is_gated_until_she_reads_and_signs_the_effective_sop_in_the
     page.goto(base + "/")
     assert "Perform aseptic step" not in page.inner_text("main")
     gated = open_task(rt, number, "perform_step")
-    page.goto(base + f"/tasks/{gated.id}")
-    refusal = page.inner_text("#refusal")
-    assert "You cannot complete this task" in refusal and "Reason code: not_qualified" in refusal
+    refusal = refusal_of(page, base, gated.id, "not_qualified")
     assert f"missing training: {GATED_CODE} (Aseptic gowning: not trained)" in refusal
     assert page.locator("#f-result").count() == 0
     screenshot(page, "training-gated-refused")

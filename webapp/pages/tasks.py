@@ -89,15 +89,8 @@ def submit(task_id: str):
         # said now, before the person types their password.
         try:
             call(rt().check_completion, task_id, current_user, parsed.data)
-        except ValidationFailed as exc:
-            _, task, schema, ui = _load(task_id)
-            return _render(task, schema, ui, raw=parsed.raw, errors=exc.errors, status=400)
-        except Conflict:
-            _, task, _, _ = _load(task_id)
-            return _conflict(task)
-        except Forbidden as exc:
-            _, task, schema, ui = _load(task_id)
-            return _render(task, schema, ui, step="refused", refusal=exc, status=403)
+        except (ValidationFailed, Conflict, Forbidden) as exc:
+            return _refused(task_id, parsed, exc)
         _, task, schema, ui = _load(task_id)
         return _render(task, schema, ui, step="sign", raw=parsed.raw, data=parsed.data)
     signature = None
@@ -116,19 +109,25 @@ def submit(task_id: str):
         sign_errors = [e for e in exc.errors if str(e.get("path", "")).startswith("signature.")]
         if meaning and sign_errors and len(sign_errors) == len(exc.errors):
             return _rerender_sign(task_id, parsed, " ".join(e["message"] for e in sign_errors), 400)
-        _, task, schema, ui = _load(task_id)
-        return _render(task, schema, ui, raw=parsed.raw, errors=exc.errors, status=400)
-    except Conflict:
-        _, task, _, _ = _load(task_id)
-        return _conflict(task)
-    except Forbidden as exc:
-        _, task, schema, ui = _load(task_id)
-        return _render(task, schema, ui, step="refused", refusal=exc, status=403)
+        return _refused(task_id, parsed, exc)
+    except (Conflict, Forbidden) as exc:
+        return _refused(task_id, parsed, exc)
     if meaning:
         flash(f"Signed ({meaning}) and completed: {task_name} of {record_number}.", "success")
         return redirect(url_for("tasks.show", task_id=task_id))
     flash(f"Completed: {task_name} of {record_number}.", "success")
     return redirect(url_for("records.show", number=record_number))
+
+
+def _refused(task_id, parsed, exc):
+    """The page for a refusal of the runtime, read afresh: field errors with the form as typed,
+    the conflict page, or the reason the person may not complete the task."""
+    _, task, schema, ui = _load(task_id)
+    if isinstance(exc, Conflict):
+        return _conflict(task)
+    if isinstance(exc, Forbidden):
+        return _render(task, schema, ui, step="refused", refusal=exc, status=403)
+    return _render(task, schema, ui, raw=parsed.raw, errors=exc.errors, status=400)
 
 
 def _rerender_sign(task_id, parsed, message, status):
