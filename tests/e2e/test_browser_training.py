@@ -356,3 +356,51 @@ def test_the_export_follows_a_filter_applied_in_place(live_server, browser_conte
         page.click("#matrix-csv")
     rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text(encoding="utf-8-sig"))))
     assert {(r["username"], r["code"], r["status"]) for r in rows} == shown
+
+
+@pytest.mark.urs("URS-TRN-01")
+@pytest.mark.urs("URS-AUD-04")
+def test_a_training_coordinator_manages_the_requirements_of_a_role_in_the_browser(live_server, browser_context,
+                                                                                 loaded_runtime, cast,
+                                                                                 requirements):
+    rt = loaded_runtime
+    base = live_server.url
+    page = browser_context.new_page()
+    log_in(page, base, "tess")
+    page.goto(base + "/training")
+    page.click("#manage-requirements")
+    page.wait_for_selector("#requirements")
+
+    # A course for Operators: refused without a title (shown on the field, what was typed kept), then added.
+    page.select_option("#r-role", "Operator")
+    page.check("input[name=kind][value=course]")
+    page.fill("#r-code", COURSE)
+    page.fill("#r-due", "30")
+    page.click("text=Add the requirement")
+    expect(page.locator("#title-error")).to_contain_text("Give a title")
+    assert page.input_value("#r-code") == COURSE
+    page.fill("#r-title", "GMP basics")
+    page.click("text=Add the requirement")
+    expect(page.locator(".flash-success")).to_contain_text("Operator now requires GMP-101")
+    row = page.locator(f"tr[data-role=Operator][data-code='{COURSE}']")
+    expect(row).to_contain_text("GMP basics")
+    screenshot(page, "training-requirements")
+    with rt.db.sessionmaker() as s:
+        cells = training.training_matrix(s, roles=["Operator"])
+    assert sorted((c.username, c.status) for c in cells if c.code == COURSE) == [("olga", "due"), ("otis", "due")]
+
+    # Withdrawn with a reason: the row goes, the reason is in the audit trail.
+    row.locator("input[name=reason]").fill("Replaced by GMP-102")
+    row.locator("button:has-text('Withdraw')").click()
+    expect(page.locator(".flash-success")).to_contain_text("Operator no longer requires GMP-101")
+    expect(page.locator(f"tr[data-code='{COURSE}']")).to_have_count(0)
+    with rt.db.sessionmaker() as s:
+        assert [(r.role_name, r.code) for r in training.requirements(s)] == [("Operator", GATED_CODE)]
+    log_out(page)
+
+    # An operator is refused the page with the reason.
+    log_in(page, base, "olga")
+    page.goto(base + "/training/requirements")
+    assert "set by QA and training coordinators" in page.inner_text("main")
+    browser_context.console_errors[:] = [e for e in browser_context.console_errors if "status of 403" not in e]
+    no_console_errors(browser_context)
