@@ -625,7 +625,7 @@ def render_data(schema: dict | None, ui: dict | None, data: dict | None, *, tz="
         href = _link(ui.get(name) or {}, data[name], data)
         if href:
             shown = Markup('<a href="{}">{}</a>').format(href, shown)
-        rows.append(Markup("<dt>{}</dt><dd>{}</dd>").format(_title(sub, name) if sub else name, shown))
+        rows.append(Markup("<dt>{}</dt><dd>{}</dd>").format(_title(sub, name), shown))  # due_date -> Due date
     return Markup('<dl class="data">{}</dl>').format(Markup("").join(rows))
 
 

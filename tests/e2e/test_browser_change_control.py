@@ -158,8 +158,8 @@ def test_a_change_is_requested_assessed_approved_implemented_reviewed_and_closed
     page.click("text=Complete task")
     page.wait_for_url(base + f"/records/{number}")
     process_set = page.inner_text("#data-h ~ article:has(h3:text('Set by the process'))")
-    assert re.search(r"risk_class\s+high", process_set), process_set
-    assert re.search(r"rpn\s+60", process_set), process_set
+    assert re.search(r"Risk class\s+high", process_set), process_set
+    assert re.search(r"Rpn\s+60", process_set), process_set
     screenshot(page, "cc-record-risk-class")
     log_out(page)
 
