@@ -350,16 +350,23 @@ def test_a_controlled_copy_of_another_file_is_a_cover_page_with_its_sha256(loade
     assert hashlib.sha256(content).hexdigest() in text and "Line clearance checklist" not in text
 
 
+def import_effective(rt, tmp_path, number: str, title: str, *, content: bytes, version: str = "1.0",
+                     effective: str = "2020-01-15", filename: str | None = None) -> None:
+    """One effective legacy version owned by `owen` (effective long ago, so its review is due)."""
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    name = filename or f"{number}.txt"
+    (folder / name).write_bytes(content)
+    write_manifest(tmp_path / "m.csv", [[number, title, "SOP", "owen", version, "effective", effective, name]])
+    assert library.import_legacy(rt, None, folder, tmp_path / "m.csv").ok
+
+
 # ------------------------------------------------------------------------------------------ periodic review
 @pytest.mark.urs("URS-DOC-04")
 def test_a_periodic_review_comes_due_and_starts_a_review_task_for_the_owner(loaded_runtime, cast, tmp_path):
     rt = loaded_runtime
-    folder = tmp_path / "legacy"
-    folder.mkdir()
-    (folder / "cryo.pdf").write_bytes(pdf_bytes("Cryopreservation"))
-    write_manifest(tmp_path / "m.csv", [
-        ["SOP-MFG-001", "Cryopreservation", "SOP", "owen", "1.0", "effective", "2020-01-15", "cryo.pdf"]])
-    assert library.import_legacy(rt, None, folder, tmp_path / "m.csv").ok
+    import_effective(rt, tmp_path, "SOP-MFG-001", "Cryopreservation", filename="cryo.pdf",
+                     content=pdf_bytes("Cryopreservation"))
     # Effective in 2020 with a 24-month interval: the review fell due in 2022.
     assert versions(rt, "SOP-MFG-001")["1.0"].next_review_due == dt.datetime(2022, 1, 15, tzinfo=dt.timezone.utc)
 
@@ -387,12 +394,7 @@ def test_a_periodic_review_that_asks_for_a_revision_starts_a_linked_change_contr
     rt = loaded_runtime
     if "change_control" not in {v.definition.key for v in _released(rt)}:
         pytest.skip("change_control is not loaded")
-    folder = tmp_path / "legacy"
-    folder.mkdir()
-    (folder / "cryo.txt").write_bytes(b"Cryopreservation")
-    write_manifest(tmp_path / "m.csv", [
-        ["SOP-MFG-001", "Cryopreservation", "SOP", "owen", "1.0", "effective", "2020-01-15", "cryo.txt"]])
-    assert library.import_legacy(rt, None, folder, tmp_path / "m.csv").ok
+    import_effective(rt, tmp_path, "SOP-MFG-001", "Cryopreservation", content=b"Cryopreservation")
     library.start_due_periodic_reviews(rt)
     with rt.db.sessionmaker() as s:
         (task,) = [t for t in rt.open_tasks(s, cast["owen"]) if t.bpmn_id == "review_document"]
@@ -412,12 +414,7 @@ def test_the_worker_starts_due_periodic_reviews(loaded_runtime, cast, tmp_path):
     from cellqms.cli import fire_once
 
     rt = loaded_runtime
-    folder = tmp_path / "legacy"
-    folder.mkdir()
-    (folder / "a.txt").write_bytes(b"A")
-    write_manifest(tmp_path / "m.csv", [["SOP-A-001", "A", "SOP", "owen", "3.0", "effective", "2019-05-01",
-                                         "a.txt"]])
-    assert library.import_legacy(rt, None, folder, tmp_path / "m.csv").ok
+    import_effective(rt, tmp_path, "SOP-A-001", "A", version="3.0", effective="2019-05-01", content=b"A")
     lines = fire_once(rt)
     assert any(line.startswith("started PR-") and "SOP-A-001 v3.0" in line for line in lines)
 
@@ -428,12 +425,7 @@ def test_a_review_whose_owner_left_waits_for_a_new_owner_then_starts_for_them(lo
     """Deactivating the owner is never held up; the review waits (reported and audited once) until
     Document Control names a new owner, with a reason, and then starts for the new owner."""
     rt = loaded_runtime
-    folder = tmp_path / "legacy"
-    folder.mkdir()
-    (folder / "cryo.txt").write_bytes(b"Cryopreservation")
-    write_manifest(tmp_path / "m.csv", [
-        ["SOP-MFG-001", "Cryopreservation", "SOP", "owen", "1.0", "effective", "2020-01-15", "cryo.txt"]])
-    assert library.import_legacy(rt, None, folder, tmp_path / "m.csv").ok
+    import_effective(rt, tmp_path, "SOP-MFG-001", "Cryopreservation", content=b"Cryopreservation")
     assert rt.deactivate_user(None, "owen", "Left the company") == ["SOP-MFG-001"]
 
     lines = library.start_due_periodic_reviews(rt)
@@ -474,12 +466,7 @@ def test_a_review_whose_owner_left_waits_for_a_new_owner_then_starts_for_them(lo
 @pytest.mark.urs("URS-AUD-01")
 def test_an_open_review_moves_to_the_new_owner(loaded_runtime, cast, tmp_path):
     rt = loaded_runtime
-    folder = tmp_path / "legacy"
-    folder.mkdir()
-    (folder / "a.txt").write_bytes(b"A")
-    write_manifest(tmp_path / "m.csv", [["SOP-A-001", "A", "SOP", "owen", "1.0", "effective", "2020-01-15",
-                                         "a.txt"]])
-    assert library.import_legacy(rt, None, folder, tmp_path / "m.csv").ok
+    import_effective(rt, tmp_path, "SOP-A-001", "A", content=b"A")
     library.start_due_periodic_reviews(rt)
     with rt.db.sessionmaker() as s:
         (task,) = [t for t in rt.open_tasks(s, cast["owen"]) if t.bpmn_id == "review_document"]
