@@ -11,11 +11,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from engine.settings import REPO_ROOT
-from models import Record, Task, TaskStatus
+from models import Record, Signature, Task, TaskStatus
 from tests.conftest import PASSWORD, deviation_start_data
 from webapp import create_app
 
@@ -229,6 +229,23 @@ def refusal_of(page, base: str, task_id: str, code: str) -> str:
     assert "You cannot complete this task" in refusal and f"Reason code: {code}" in refusal, refusal
     assert page.locator("form.task-form").count() == 0
     return refusal
+
+
+def continue_and_sign(page, meaning: str, password: str = PASSWORD) -> str:
+    """From a filled signed form: review what is signed (its meaning shown), type the password and
+    sign. Returns the signature manifestation shown afterwards."""
+    page.click("text=Continue to signature")
+    page.wait_for_selector("#signature_password")
+    assert meaning.upper() in page.inner_text(".sig-meaning").upper()
+    page.fill("#signature_password", password)
+    page.click("button[value=sign]")
+    page.wait_for_selector(".signature")
+    return page.inner_text(".signature")
+
+
+def signature_count(rt) -> int:
+    with rt.db.sessionmaker() as s:
+        return s.scalar(select(func.count()).select_from(Signature))
 
 
 def screenshot(page, name: str) -> Path:

@@ -21,10 +21,11 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from models import AuditEntry, Record, RecordStatus, Signature, Task, TaskStatus, TimerJob
+from models import AuditEntry, Record, RecordStatus, Task, TaskStatus, TimerJob
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import (
     approve,
+    continue_and_sign,
     log_in,
     log_out,
     no_console_errors,
@@ -34,6 +35,7 @@ from tests.e2e.conftest import (
     record_by_number,
     refusal_of,
     screenshot,
+    signature_count,
     the_open_task,
     triage,
 )
@@ -68,23 +70,10 @@ def signatures_of(rt, record_id: str) -> list[tuple[str, str, bool]]:
         return [(sig.meaning, sig.signer.username, valid) for sig, valid in rt.signatures(s, s.get(Record, record_id))]
 
 
-def signature_count(rt) -> int:
-    with rt.db.sessionmaker() as s:
-        return s.scalar(select(func.count()).select_from(Signature))
-
-
 def assert_manifest(manifest: str, name: str, meaning: str):
     """The signature manifestation: printed name, meaning (shown in capitals by the style sheet), valid."""
     assert name in manifest and meaning.upper() in manifest.upper() and "Valid" in manifest, manifest
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", manifest), manifest
-
-
-def sign_in_page(page, password: str = PASSWORD):
-    """On the signing step: type the password, sign, and wait for the signed result."""
-    page.wait_for_selector("#signature_password")
-    page.fill("#signature_password", password)
-    page.click("button[value=sign]")
-    page.wait_for_selector(".signature")
 
 
 def fill_plan(page, actions, rationale: str):
@@ -170,7 +159,9 @@ def test_a_deviation_raises_a_capa_that_is_planned_acted_on_closed_and_checked_f
     assert "APPROVED" in signing.upper() and capa.number in signing
     assert ACTIONS[0][0] in signing and ACTIONS[1][0] in signing  # what is signed is shown before signing
     screenshot(page, "capa-plan-signing")
-    sign_in_page(page)
+    page.fill("#signature_password", PASSWORD)
+    page.click("button[value=sign]")
+    page.wait_for_selector(".signature")
     manifest = page.inner_text(".signature")
     assert_manifest(manifest, "Quinn QA", "approved")
     log_out(page)
@@ -193,11 +184,7 @@ def test_a_deviation_raises_a_capa_that_is_planned_acted_on_closed_and_checked_f
     page.fill("#f-completion_evidence", "SOP-QC-031 version 5 effective on 2026-12-20; issuers trained.")
     page.fill("#f-completed_on", "2026-12-20")
     screenshot(page, "capa-action-form")
-    page.click("text=Continue to signature")
-    page.wait_for_selector("#signature_password")
-    assert "AUTHORED" in page.inner_text(".sig-meaning").upper()
-    sign_in_page(page)
-    manifest = page.inner_text(".signature")
+    manifest = continue_and_sign(page, "authored")
     assert_manifest(manifest, "Anna Owner", "authored")
     screenshot(page, "capa-action-signed")
     log_out(page)
@@ -267,11 +254,7 @@ def test_a_deviation_raises_a_capa_that_is_planned_acted_on_closed_and_checked_f
     page.check("#f-effective")
     page.fill("#f-effectiveness_evidence", "No expired lot issued in the 90 days since closure (issue log reviewed).")
     screenshot(page, "capa-effectiveness-form")
-    page.click("text=Continue to signature")
-    page.wait_for_selector("#signature_password")
-    assert "VERIFIED" in page.inner_text(".sig-meaning").upper()
-    sign_in_page(page)
-    manifest = page.inner_text(".signature")
+    manifest = continue_and_sign(page, "verified")
     assert_manifest(manifest, "Quentin QA", "verified")
 
     # The CAPA record page: closed, every signature with its name and meaning, the links, the audit trail.

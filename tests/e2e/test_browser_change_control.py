@@ -19,9 +19,10 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import documents
-from models import AuditEntry, Record, RecordLink, RecordStatus, Signature, Task, TaskStatus
+from models import AuditEntry, Record, RecordLink, RecordStatus, Task, TaskStatus
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import (
+    continue_and_sign,
     log_in,
     log_out,
     no_console_errors,
@@ -29,6 +30,7 @@ from tests.e2e.conftest import (
     record_by_number,
     refusal_of,
     screenshot,
+    signature_count,
     the_open_task,
 )
 from tests.fixtures.cast import add_users
@@ -64,17 +66,6 @@ def assert_manifest(manifest: str, name: str, meaning: str):
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", manifest), manifest
 
 
-def continue_and_sign(page, meaning: str, password: str = PASSWORD) -> str:
-    """From a filled signed form: review what is signed, type the password, sign; the manifestation."""
-    page.click("text=Continue to signature")
-    page.wait_for_selector("#signature_password")
-    assert meaning.upper() in page.inner_text(".sig-meaning").upper()
-    page.fill("#signature_password", password)
-    page.click("button[value=sign]")
-    page.wait_for_selector(".signature")
-    return page.inner_text(".signature")
-
-
 def fill_rows(page, array: str, rows: list[dict]):
     """Fill a repeating group row by row ('Add ...' adds a row; the form opens with one)."""
     for i, row in enumerate(rows):
@@ -100,11 +91,6 @@ def fill_request(page, *, revise: bool = True):
     ])
     if revise:
         page.check("#f-document_revision_required")
-
-
-def signature_count(rt) -> int:
-    with rt.db.sessionmaker() as s:
-        return s.scalar(select(func.count()).select_from(Signature))
 
 
 # ----------------------------------------------------------------------------- the journey

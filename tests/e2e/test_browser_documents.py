@@ -22,7 +22,6 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from engine import documents as library
-from engine import state as engine_state
 from models import (
     AuditEntry,
     Document,
@@ -32,11 +31,11 @@ from models import (
     RecordStatus,
     Task,
     TaskStatus,
-    TimerJob,
 )
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in, log_out, no_console_errors, refusal_of, screenshot
 from tests.fixtures.cast import DEVIATION_CAST, add_users
+from tests.fixtures.timers import make_waiting_timers_due
 
 pytestmark = pytest.mark.browser
 
@@ -95,24 +94,6 @@ def sign_step(page, password: str = PASSWORD):
     page.fill("#signature_password", password)
     page.click("button[value=sign]")
     page.wait_for_selector(".signature")
-
-
-def let_the_night_pass(rt, record_number: str) -> None:
-    """The effective date comes: the record's waiting timer is moved into the past, in the engine
-    state and the timer row alike (SpiffWorkflow compares timers with the real clock, which a test
-    cannot wait for); the worker's fire_due_timers then fires it as it would after midnight."""
-    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
-    with rt.db.unit_of_work(None) as s:
-        rec = s.scalar(select(Record).where(Record.number == record_number))
-        info = rt.spec_info(rec.process_version)
-        live = engine_state.load(s, rec, info.spec, info.subprocess_specs, rt.script_engine)
-        for task in live.workflow.get_tasks():
-            if "event_value" in task.internal_data:
-                task.internal_data["event_value"] = past.isoformat()
-        engine_state.save(s, rec, live)
-        for job in s.scalars(select(TimerJob).where(TimerJob.record_id == rec.id, TimerJob.fired_at.is_(None))):
-            job.due_at = past
-    rt.cache.clear()
 
 
 @pytest.mark.urs("URS-DOC-01")
@@ -286,7 +267,7 @@ def test_a_document_is_created_approved_in_the_browser_and_supersedes_its_previo
     screenshot(page, "documents-v2-approved-waiting")
 
     # The night passes: the worker fires the timer; v2.0 is effective, v1.0 superseded at the same moment.
-    let_the_night_pass(rt, second)
+    make_waiting_timers_due(rt, second)  # the effective date comes
     assert rt.fire_due_timers() == 1
     vs = versions(rt)
     assert vs["2.0"].status == DocumentVersionStatus.EFFECTIVE

@@ -19,46 +19,40 @@ from engine import training
 from engine.exceptions import Forbidden
 from models import AuditEntry
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import login
 from tests.fixtures.training_gate.helpers import (
     GATED_CODE,
     ack_tasks,
     acknowledge,
     add_document,
-    cast,
     gated_task,
     make_effective,
     rt,  # noqa: F401  (a fixture)
     start_gated,
 )
-from webapp import create_app
+from tests.fixtures.training_gate.helpers import (
+    cast as add_training_cast,
+)
 
 COURSE = "GMP-101"
 
 
 @pytest.fixture
 def people(rt):
-    found = cast(rt)
+    found = add_training_cast(rt)
     add_document(rt)
     training.require_training(rt, None, "Operator", GATED_CODE, "document", "Aseptic gowning", 14)
     return found
 
 
 @pytest.fixture
-def app(rt, people):
-    return create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SESSION_COOKIE_SECURE": False,
-                       "SECRET_KEY": "test-secret"}, runtime=rt)
+def loaded_runtime(rt):
+    """The pages' fixtures of tests/e2e/conftest.py (app, as_user) run on the training runtime."""
+    return rt
 
 
 @pytest.fixture
-def as_user(app):
-    def make(username: str):
-        c = app.test_client()
-        resp = login(c, username)
-        assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
-        return c
-
-    return make
+def cast(people):
+    return people
 
 
 def text(resp) -> str:

@@ -27,6 +27,7 @@ from models import (
     verify_chain,
 )
 from tests.conftest import PASSWORD
+from tests.fixtures.timers import make_waiting_timers_due
 
 CAST = {
     "dora": ("Dora Document-Control", ["Document Control", "Author"]),
@@ -143,7 +144,7 @@ def test_a_new_version_is_approved_with_signatures_and_supersedes_the_old_one_on
         job = s.scalar(select(TimerJob).where(TimerJob.record_id == record.id, TimerJob.fired_at.is_(None)))
         assert job.due_at == library.midnight_utc(tomorrow)
     rt.cache.clear()
-    _make_timer_due(rt, record)
+    make_waiting_timers_due(rt, record.number)
     assert rt.fire_due_timers() == 1
 
     vs = versions(rt, "SOP-QA-001")
@@ -162,26 +163,6 @@ def test_a_new_version_is_approved_with_signatures_and_supersedes_the_old_one_on
                                                       AuditEntry.record_id == record.id))
         assert effective.new["superseded"] == ["1.0"] and effective.new["version"] == "2.0"
         assert verify_chain(s)["ok"]
-
-
-def _make_timer_due(rt, record) -> None:
-    """Let the night pass: move the record's waiting timer into the past, in the engine state and
-    the timer row alike (SpiffWorkflow compares timers with the real clock, which a test cannot wait for)."""
-    from engine import state as engine_state
-    from models import TimerJob
-
-    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
-    with rt.db.unit_of_work(None) as s:
-        rec = s.get(Record, record.id)
-        info = rt.spec_info(rec.process_version)
-        live = engine_state.load(s, rec, info.spec, info.subprocess_specs, rt.script_engine)
-        for task in live.workflow.get_tasks():
-            if "event_value" in task.internal_data:
-                task.internal_data["event_value"] = past.isoformat()
-        engine_state.save(s, rec, live)
-        for job in s.scalars(select(TimerJob).where(TimerJob.record_id == record.id, TimerJob.fired_at.is_(None))):
-            job.due_at = past
-    rt.cache.clear()
 
 
 def reviewed_new_document(rt, cast, number: str, author: str) -> Record:
